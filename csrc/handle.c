@@ -1,0 +1,575 @@
+/* handle.c -- Handle and TimerHandle, as returned by call_soon / call_later.
+ *
+ * They behave like asyncio.Handle and asyncio.TimerHandle: cancel(),
+ * cancelled(), when(), get_context(), _run(), comparisons of TimerHandles by
+ * deadline, and asyncio's reprs.  A TimerHandle shares the Handle layout; its
+ * deadline is the float the user asked for, while the loop orders its heap
+ * by the matching nanosecond deadline.
+ */
+#include "tl.h"
+
+#include <math.h>
+
+static int
+handle_traverse(tl_handle *h, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(h));
+    Py_VISIT(h->callback);
+    Py_VISIT(h->args);
+    Py_VISIT(h->context);
+    Py_VISIT(h->loop);
+    Py_VISIT(h->source_traceback);
+    Py_VISIT(h->repr);
+    return 0;
+}
+
+static int
+handle_clear(tl_handle *h)
+{
+    Py_CLEAR(h->callback);
+    Py_CLEAR(h->args);
+    Py_CLEAR(h->context);
+    Py_CLEAR(h->loop);
+    Py_CLEAR(h->source_traceback);
+    Py_CLEAR(h->repr);
+    return 0;
+}
+
+static void
+handle_dealloc(tl_handle *h)
+{
+    PyTypeObject *tp = Py_TYPE(h);
+    PyObject_GC_UnTrack(h);
+    if (h->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)h);
+    handle_clear(h);
+    tp->tp_free(h);
+    Py_DECREF(tp);
+}
+
+void
+tl_handle_release(tl_handle *h)
+{
+    Py_CLEAR(h->callback);
+    Py_CLEAR(h->args);
+}
+
+static int
+handle_capture_traceback(tl_state *st, tl_handle *h)
+{
+    /* Debug mode only: where the handle was created, as asyncio records it
+     * with format_helpers.extract_stack(sys._getframe(1)). */
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    PyObject *tb;
+    if (frame == NULL)
+        return 0;
+    tb = PyObject_CallOneArg(st->extract_stack, frame);
+    if (tb == NULL)
+        return -1;
+    h->source_traceback = tb;
+    return 0;
+}
+
+PyObject *
+tl_handle_new(tl_state *st, PyTypeObject *tp, PyObject *callback,
+              PyObject *args, PyObject *loop, PyObject *context, double when)
+{
+    tl_handle *h = PyObject_GC_New(tl_handle, tp);
+    if (h == NULL)
+        return NULL;
+    h->callback = Py_NewRef(callback);
+    h->args = Py_NewRef(args);
+    h->loop = Py_NewRef(loop);
+    h->source_traceback = NULL;
+    h->repr = NULL;
+    h->weakreflist = NULL;
+    h->when = when;
+    h->cancelled = 0;
+    h->scheduled = 0;
+    if (context == NULL || context == Py_None) {
+        h->context = PyContext_CopyCurrent();
+        if (h->context == NULL) {
+            h->callback = h->args = h->loop = NULL;
+            Py_DECREF(callback);
+            Py_DECREF(args);
+            Py_DECREF(loop);
+            PyObject_GC_Del(h);
+            return NULL;
+        }
+    }
+    else {
+        h->context = Py_NewRef(context);
+    }
+    /* Py_TYPE(h) holds a reference for heap types. */
+    Py_INCREF(tp);
+    PyObject_GC_Track(h);
+    if (TL_LOOP_CHECK(st, loop) && ((tl_loop *)loop)->debug) {
+        if (handle_capture_traceback(st, h) < 0) {
+            Py_DECREF(h);
+            return NULL;
+        }
+    }
+    return (PyObject *)h;
+}
+
+int
+tl_handle_run(tl_handle *h)
+{
+    PyObject *res, *cb, *args, *ctx;
+    if (h->cancelled || h->callback == NULL)
+        return 0;
+    /* The callback may cancel this handle (dropping callback and args), so
+     * hold our own references while it runs. */
+    cb = Py_NewRef(h->callback);
+    args = Py_NewRef(h->args);
+    ctx = Py_NewRef(h->context);
+    if (PyContext_Enter(ctx) < 0) {
+        res = NULL;
+    }
+    else {
+        res = PyObject_Vectorcall(cb, &PyTuple_GET_ITEM(args, 0),
+                                  PyTuple_GET_SIZE(args), NULL);
+        if (PyContext_Exit(ctx) < 0)
+            Py_CLEAR(res);
+    }
+    Py_DECREF(cb);
+    Py_DECREF(args);
+    Py_DECREF(ctx);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+/* Handle(callback, args, loop, context=None) */
+static PyObject *
+handle_new_py(PyTypeObject *tp, PyObject *args, PyObject *kwds,
+              int is_timer)
+{
+    static char *kwlist_h[] = {"callback", "args", "loop", "context", NULL};
+    static char *kwlist_t[] = {"when", "callback", "args", "loop", "context",
+                               NULL};
+    PyObject *callback, *cargs, *loop, *context = Py_None, *whenobj = NULL;
+    double when = 0.0;
+    tl_state *st = tl_state_from_type(tp);
+    tl_handle *h;
+    if (st == NULL)
+        return NULL;
+    if (is_timer) {
+        if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|O:TimerHandle",
+                                         kwlist_t, &whenobj, &callback, &cargs,
+                                         &loop, &context))
+            return NULL;
+        if (whenobj == Py_None) {
+            PyErr_SetString(PyExc_TypeError, "when cannot be None");
+            return NULL;
+        }
+        when = PyFloat_AsDouble(whenobj);
+        if (when == -1.0 && PyErr_Occurred())
+            return NULL;
+    }
+    else if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O:Handle",
+                                          kwlist_h, &callback, &cargs, &loop,
+                                          &context))
+        return NULL;
+    if (cargs == Py_None)
+        cargs = PyTuple_New(0);
+    else
+        cargs = PySequence_Tuple(cargs);
+    if (cargs == NULL)
+        return NULL;
+    h = (tl_handle *)tl_handle_new(st, tp, callback, cargs, loop, context,
+                                   when);
+    Py_DECREF(cargs);
+    return (PyObject *)h;
+}
+
+static PyObject *
+handle_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    return handle_new_py(tp, args, kwds, 0);
+}
+
+static PyObject *
+timerhandle_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    return handle_new_py(tp, args, kwds, 1);
+}
+
+static PyObject *handle_repr(tl_handle *h);
+
+PyObject *
+tl_format_callback_source(tl_state *st, PyObject *cb, PyObject *args,
+                          int debug)
+{
+    PyObject *argv[3] = {cb, args ? args : Py_None, debug ? Py_True : Py_False};
+    PyObject *kw = NULL, *r;
+    if (!st->format_source_has_debug)
+        return PyObject_Vectorcall(st->format_callback_source, argv, 2, NULL);
+    kw = Py_BuildValue("(s)", "debug");
+    if (kw == NULL)
+        return NULL;
+    r = PyObject_Vectorcall(st->format_callback_source, argv, 2, kw);
+    Py_DECREF(kw);
+    return r;
+}
+
+static int
+handle_loop_debug(tl_handle *h)
+{
+    tl_state *st = tl_state_from_type(Py_TYPE(h));
+    PyObject *r;
+    int d;
+    if (st == NULL || h->loop == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (TL_LOOP_CHECK(st, h->loop))
+        return ((tl_loop *)h->loop)->debug;
+    r = PyObject_CallMethodNoArgs(h->loop, st->str_get_debug);
+    if (r == NULL)
+        return -1;
+    d = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return d;
+}
+
+static PyObject *
+handle_cancel(tl_handle *h, PyObject *Py_UNUSED(ignored))
+{
+    int debug;
+    if (h->cancelled)
+        Py_RETURN_NONE;
+    h->cancelled = 1;
+    if (h->scheduled && h->loop != NULL) {
+        /* A TimerHandle still in its loop's heap: the heap drops it lazily
+         * and compacts once most of it is cancelled. */
+        tl_state *st = tl_state_from_type(Py_TYPE(h));
+        if (st != NULL && TL_LOOP_CHECK(st, h->loop))
+            ((tl_loop *)h->loop)->timer_cancelled++;
+        else
+            PyErr_Clear();
+    }
+    debug = handle_loop_debug(h);
+    if (debug < 0)
+        return NULL;
+    if (debug) {
+        /* Keep a repr that still names the callback, for debugging. */
+        h->cancelled = 0;
+        PyObject *r = handle_repr(h);
+        h->cancelled = 1;
+        if (r == NULL)
+            return NULL;
+        Py_XSETREF(h->repr, r);
+    }
+    tl_handle_release(h);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+handle_cancelled(tl_handle *h, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(h->cancelled);
+}
+
+static PyObject *
+handle_get_context(tl_handle *h, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(h->context ? h->context : Py_None);
+}
+
+static PyObject *
+handle_when(tl_handle *h, PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(h->when);
+}
+
+static PyObject *
+handle_run_py(tl_handle *h, PyObject *Py_UNUSED(ignored))
+{
+    /* Handle._run(): errors go to the loop's exception handler, as when the
+     * loop runs the handle itself. */
+    tl_state *st = tl_state_from_type(Py_TYPE(h));
+    PyObject *exc, *r;
+    if (st == NULL)
+        return NULL;
+    if (tl_handle_run(h) == 0)
+        Py_RETURN_NONE;
+    if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)
+        || PyErr_ExceptionMatches(PyExc_SystemExit))
+        return NULL;
+    exc = tl_err_get_raised();
+    r = PyObject_CallMethodObjArgs(h->loop, st->str_callback_error, exc,
+                                   (PyObject *)h, h->callback ? h->callback : Py_None,
+                                   h->args ? h->args : Py_None, NULL);
+    Py_DECREF(exc);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+handle_repr_info(tl_handle *h)
+{
+    tl_state *st = tl_state_from_type(Py_TYPE(h));
+    PyObject *info, *s;
+    if (st == NULL)
+        return NULL;
+    info = PyList_New(0);
+    if (info == NULL)
+        return NULL;
+    s = PyUnicode_FromString(_PyType_Name(Py_TYPE(h)));
+    if (s == NULL || PyList_Append(info, s) < 0)
+        goto error;
+    Py_DECREF(s);
+    if (h->cancelled) {
+        s = PyUnicode_FromString("cancelled");
+        if (s == NULL || PyList_Append(info, s) < 0)
+            goto error;
+        Py_DECREF(s);
+    }
+    if (PyObject_TypeCheck(h, st->TimerHandleType)) {
+        PyObject *w = PyFloat_FromDouble(h->when);
+        if (w == NULL)
+            goto error_nos;
+        s = PyUnicode_FromFormat("when=%R", w);
+        Py_DECREF(w);
+        if (s == NULL || PyList_Insert(info, h->cancelled ? 2 : 1, s) < 0)
+            goto error;
+        Py_DECREF(s);
+    }
+    if (h->callback != NULL) {
+        s = tl_format_callback_source(st, h->callback, h->args,
+                                      handle_loop_debug(h) > 0);
+        if (s == NULL || PyList_Append(info, s) < 0)
+            goto error;
+        Py_DECREF(s);
+    }
+    if (h->source_traceback != NULL && PyList_Check(h->source_traceback)
+        && PyList_GET_SIZE(h->source_traceback) > 0) {
+        PyObject *frame = PyList_GET_ITEM(
+            h->source_traceback, PyList_GET_SIZE(h->source_traceback) - 1);
+        PyObject *fn = PySequence_GetItem(frame, 0);
+        PyObject *ln = fn ? PySequence_GetItem(frame, 1) : NULL;
+        if (ln == NULL) {
+            Py_XDECREF(fn);
+            goto error_nos;
+        }
+        s = PyUnicode_FromFormat("created at %S:%S", fn, ln);
+        Py_DECREF(fn);
+        Py_DECREF(ln);
+        if (s == NULL || PyList_Append(info, s) < 0)
+            goto error;
+        Py_DECREF(s);
+    }
+    return info;
+error:
+    Py_XDECREF(s);
+error_nos:
+    Py_DECREF(info);
+    return NULL;
+}
+
+static PyObject *
+handle_repr(tl_handle *h)
+{
+    PyObject *info, *sep, *joined, *r;
+    if (h->repr != NULL)
+        return Py_NewRef(h->repr);
+    info = handle_repr_info(h);
+    if (info == NULL)
+        return NULL;
+    sep = PyUnicode_FromString(" ");
+    joined = sep ? PyUnicode_Join(sep, info) : NULL;
+    Py_XDECREF(sep);
+    Py_DECREF(info);
+    if (joined == NULL)
+        return NULL;
+    r = PyUnicode_FromFormat("<%U>", joined);
+    Py_DECREF(joined);
+    return r;
+}
+
+static PyObject *
+handle_get_callback(tl_handle *h, void *Py_UNUSED(c))
+{
+    return Py_NewRef(h->callback ? h->callback : Py_None);
+}
+
+static PyObject *
+handle_get_args(tl_handle *h, void *Py_UNUSED(c))
+{
+    return Py_NewRef(h->args ? h->args : Py_None);
+}
+
+static PyObject *
+handle_get_loop(tl_handle *h, void *Py_UNUSED(c))
+{
+    return Py_NewRef(h->loop ? h->loop : Py_None);
+}
+
+static PyObject *
+handle_get_cancelled_attr(tl_handle *h, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(h->cancelled);
+}
+
+static PyObject *
+handle_get_scheduled(tl_handle *h, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(h->scheduled);
+}
+
+static PyObject *
+handle_get_when_attr(tl_handle *h, void *Py_UNUSED(c))
+{
+    return PyFloat_FromDouble(h->when);
+}
+
+static PyObject *
+handle_get_source_traceback(tl_handle *h, void *Py_UNUSED(c))
+{
+    return Py_NewRef(h->source_traceback ? h->source_traceback : Py_None);
+}
+
+static int
+handle_set_source_traceback(tl_handle *h, PyObject *v, void *Py_UNUSED(c))
+{
+    if (v == NULL || v == Py_None) {
+        Py_CLEAR(h->source_traceback);
+        return 0;
+    }
+    Py_XSETREF(h->source_traceback, Py_NewRef(v));
+    return 0;
+}
+
+static PyObject *
+timerhandle_richcompare(tl_handle *a, PyObject *bo, int op)
+{
+    tl_handle *b;
+    if (!PyObject_TypeCheck(bo, Py_TYPE(a)) && !PyObject_TypeCheck((PyObject *)a, Py_TYPE(bo)))
+        Py_RETURN_NOTIMPLEMENTED;
+    b = (tl_handle *)bo;
+    if (op == Py_LT)
+        return PyBool_FromLong(a->when < b->when);
+    if (op == Py_GT)
+        return PyBool_FromLong(a->when > b->when);
+    if ((op == Py_LE && a->when < b->when) || (op == Py_GE && a->when > b->when))
+        Py_RETURN_TRUE;
+    {
+        /* Equality, and the equal half of <= and >=. */
+        int eq = 0;
+        if (a->when == b->when && a->cancelled == b->cancelled) {
+            PyObject *x = a->callback ? a->callback : Py_None;
+            PyObject *y = b->callback ? b->callback : Py_None;
+            eq = PyObject_RichCompareBool(x, y, Py_EQ);
+            if (eq > 0) {
+                x = a->args ? a->args : Py_None;
+                y = b->args ? b->args : Py_None;
+                eq = PyObject_RichCompareBool(x, y, Py_EQ);
+            }
+            if (eq < 0)
+                return NULL;
+        }
+        if (op == Py_NE)
+            eq = !eq;
+        return PyBool_FromLong(eq);
+    }
+}
+
+static Py_hash_t
+timerhandle_hash(tl_handle *h)
+{
+    PyObject *w = PyFloat_FromDouble(h->when);
+    Py_hash_t r;
+    if (w == NULL)
+        return -1;
+    r = PyObject_Hash(w);
+    Py_DECREF(w);
+    return r;
+}
+
+static PyMethodDef handle_methods[] = {
+    {"cancel", (PyCFunction)handle_cancel, METH_NOARGS, NULL},
+    {"cancelled", (PyCFunction)handle_cancelled, METH_NOARGS, NULL},
+    {"get_context", (PyCFunction)handle_get_context, METH_NOARGS, NULL},
+    {"_run", (PyCFunction)handle_run_py, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMethodDef timerhandle_methods[] = {
+    {"when", (PyCFunction)handle_when, METH_NOARGS,
+     "Return the scheduled callback time as float seconds."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef handle_getset[] = {
+    {"_callback", (getter)handle_get_callback, NULL, NULL, NULL},
+    {"_args", (getter)handle_get_args, NULL, NULL, NULL},
+    {"_loop", (getter)handle_get_loop, NULL, NULL, NULL},
+    {"_cancelled", (getter)handle_get_cancelled_attr, NULL, NULL, NULL},
+    {"_context", (getter)handle_get_context, NULL, NULL, NULL},
+    {"_source_traceback", (getter)handle_get_source_traceback,
+     (setter)handle_set_source_traceback, NULL, NULL},
+    {NULL},
+};
+
+static PyGetSetDef timerhandle_getset[] = {
+    {"_scheduled", (getter)handle_get_scheduled, NULL, NULL, NULL},
+    {"_when", (getter)handle_get_when_attr, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyMemberDef handle_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(tl_handle, weakreflist),
+     READONLY, NULL},
+    {NULL},
+};
+
+static PyType_Slot handle_slots[] = {
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_traverse, handle_traverse},
+    {Py_tp_clear, handle_clear},
+    {Py_tp_repr, handle_repr},
+    {Py_tp_methods, handle_methods},
+    {Py_tp_getset, handle_getset},
+    {Py_tp_members, handle_members},
+    {Py_tp_new, handle_tp_new},
+    {Py_tp_doc, "Object returned by callback registration methods."},
+    {0, NULL},
+};
+
+static PyType_Spec handle_spec = {
+    "turboloop._core.Handle", sizeof(tl_handle), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    handle_slots,
+};
+
+static PyType_Slot timerhandle_slots[] = {
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_traverse, handle_traverse},
+    {Py_tp_clear, handle_clear},
+    {Py_tp_methods, timerhandle_methods},
+    {Py_tp_getset, timerhandle_getset},
+    {Py_tp_richcompare, timerhandle_richcompare},
+    {Py_tp_hash, timerhandle_hash},
+    {Py_tp_new, timerhandle_tp_new},
+    {Py_tp_doc, "Object returned by timed callback registration methods."},
+    {0, NULL},
+};
+
+static PyType_Spec timerhandle_spec = {
+    "turboloop._core.TimerHandle", sizeof(tl_handle), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    timerhandle_slots,
+};
+
+int
+tl_handle_init_types(PyObject *mod, tl_state *st)
+{
+    if (tl_add_type(mod, &handle_spec, NULL, &st->HandleType) < 0)
+        return -1;
+    return tl_add_type(mod, &timerhandle_spec, (PyObject *)st->HandleType,
+                       &st->TimerHandleType);
+}

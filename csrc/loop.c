@@ -1,0 +1,1472 @@
+/* loop.c -- the event loop: ready queue, timers, fd watchers, wake-up.
+ *
+ * run_once() is the heart of the loop and lists its phases in the order of
+ * asyncio's BaseEventLoop._run_once, so programs see the same ordering:
+ *
+ *   1. drop cancelled timers from the head of the heap (compacting the heap
+ *      when most of it is cancelled);
+ *   2. compute the poll timeout: 0 if anything is ready or the loop is
+ *      stopping, the nearest deadline otherwise, forever if there is none;
+ *   3. poll, with the GIL released;
+ *   4. queue the handles of ready file descriptors;
+ *   5. queue the timers that are due;
+ *   6. run exactly the entries that were queued when this phase began.
+ *
+ * Cold paths (run_until_complete, the exception handler, executors, signal
+ * handlers, asyncgen hooks) are Python, in turboloop/__init__.py, on top of
+ * the methods defined here.
+ */
+#include "tl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#if TL_HAVE_EVENTFD
+#  include <sys/eventfd.h>
+#endif
+
+#define LOOP_MAX_EVENTS 256
+#define LOOP_MIN_SCHEDULED_TO_COMPACT 100
+
+/* ------------------------------------------------------------------ */
+/* Clock                                                               */
+/* ------------------------------------------------------------------ */
+
+static inline int64_t
+loop_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Deadlines are the user's float seconds; the heap orders the nearest
+ * nanosecond so that equal floats compare equal and fire FIFO. */
+static inline int64_t
+loop_when_to_ns(double when)
+{
+    if (isnan(when) || when >= 9.2e9)
+        return INT64_MAX;
+    if (when <= -9.2e9)
+        return -INT64_MAX;
+    return (int64_t)llround(when * 1e9);
+}
+
+/* ------------------------------------------------------------------ */
+/* Ready queue                                                         */
+/* ------------------------------------------------------------------ */
+
+static int
+loop_raise_closed(void)
+{
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return -1;
+}
+
+int
+tl_loop_check_thread(tl_loop *loop)
+{
+    /* Debug mode only, as asyncio's _check_thread. */
+    if (loop->thread_id == 0)
+        return 0;
+    if (PyThread_get_thread_ident() != loop->thread_id) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Non-thread-safe operation invoked on an event loop "
+                        "other than the current one");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+loop_wake(tl_loop *loop)
+{
+    /* Only a loop sleeping in poll needs a kick; the flag is read and set
+     * under the GIL, which every pusher holds. */
+    if (loop->polling && loop->wakeup_wfd >= 0) {
+        uint64_t one = 1;
+        ssize_t n;
+        loop->polling = 0;      /* one write per sleep is enough */
+        do {
+            n = write(loop->wakeup_wfd, &one, sizeof(one));
+        } while (n < 0 && errno == EINTR);
+        /* EAGAIN means the counter is already non-zero: the loop will wake. */
+    }
+}
+
+int
+tl_loop_push(tl_loop *loop, int kind, PyObject *a, PyObject *b, PyObject *c)
+{
+    if (loop->closed) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_XDECREF(c);
+        return loop_raise_closed();
+    }
+    if (tl_ring_push(&loop->ready, kind, a, b, c) != 0) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_XDECREF(c);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (loop->polling)
+        loop_wake(loop);
+    return 0;
+}
+
+int
+tl_call_soon(tl_state *st, PyObject *loop, tl_loop *tloop, PyObject *fn,
+             PyObject *arg, PyObject *ctx)
+{
+    PyObject *argv[4], *r;
+    if (tloop != NULL) {
+        if (tloop->debug && tl_loop_check_thread(tloop) < 0)
+            return -1;
+        return tl_loop_push(tloop, TL_EV_CALLBACK, Py_NewRef(fn),
+                            Py_NewRef(arg), Py_NewRef(ctx));
+    }
+    argv[0] = loop;
+    argv[1] = fn;
+    argv[2] = arg;
+    argv[3] = ctx;
+    r = PyObject_VectorcallMethod(st->str_call_soon, argv,
+                                  3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                  st->kw_context);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+int
+tl_call_exception_handler(tl_state *st, PyObject *loop, PyObject *context)
+{
+    PyObject *r;
+    if (context == NULL)
+        return -1;
+    r = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler,
+                                  context);
+    Py_DECREF(context);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static void
+loop_release_entry(tl_entry *e)
+{
+    Py_XDECREF((PyObject *)e->a);
+    Py_XDECREF((PyObject *)e->b);
+    Py_XDECREF((PyObject *)e->c);
+}
+
+/* A callback raised.  KeyboardInterrupt and SystemExit leave the loop, as in
+ * asyncio's Handle._run; anything else goes to the exception handler through
+ * the Python-level Loop._callback_error(exc, handle, callback, args). */
+static int
+loop_report_error(tl_loop *self, PyObject *handle, PyObject *callback,
+                  PyObject *args)
+{
+    PyObject *exc, *r, *argv[5];
+    if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)
+        || PyErr_ExceptionMatches(PyExc_SystemExit))
+        return -1;
+    exc = tl_err_get_raised();
+    argv[0] = (PyObject *)self;
+    argv[1] = exc;
+    argv[2] = handle ? handle : Py_None;
+    argv[3] = callback ? callback : Py_None;
+    argv[4] = args ? args : Py_None;
+    r = PyObject_VectorcallMethod(self->st->str_callback_error, argv,
+                                  5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(exc);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+loop_run_in_context(PyObject *ctx, PyObject *fn, PyObject *arg)
+{
+    PyObject *r;
+    if (PyContext_Enter(ctx) < 0)
+        return -1;
+    r = PyObject_CallOneArg(fn, arg);
+    if (PyContext_Exit(ctx) < 0)
+        Py_CLEAR(r);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+loop_run_task_entry(tl_loop *self, tl_entry *e)
+{
+    tl_task *task = (tl_task *)e->a;
+    PyObject *ctx = Py_NewRef(task->context);
+    int r;
+    if (PyContext_Enter(ctx) < 0) {
+        Py_DECREF(ctx);
+        return -1;
+    }
+    if (e->kind == TL_EV_TASK_STEP)
+        r = tl_task_step(task, (PyObject *)e->b);
+    else
+        r = tl_task_wakeup(task, (PyObject *)e->b);
+    if (PyContext_Exit(ctx) < 0)
+        r = -1;
+    Py_DECREF(ctx);
+    (void)self;
+    return r;
+}
+
+/* Run one entry; the entry's references are released here.  Returns -1 only
+ * when an exception must leave the loop. */
+static int
+loop_run_entry(tl_loop *self, tl_entry *e)
+{
+    int r = 0;
+    switch (e->kind) {
+    case TL_EV_HANDLE: {
+        tl_handle *h = (tl_handle *)e->a;
+        if (!h->cancelled && tl_handle_run(h) < 0)
+            r = loop_report_error(self, (PyObject *)h, h->callback, h->args);
+        break;
+    }
+    case TL_EV_CALLBACK:
+        if (loop_run_in_context((PyObject *)e->c, (PyObject *)e->a,
+                                (PyObject *)e->b) < 0) {
+            PyObject *args = PyTuple_Pack(1, (PyObject *)e->b);
+            if (args == NULL)
+                r = -1;
+            else {
+                r = loop_report_error(self, NULL, (PyObject *)e->a, args);
+                Py_DECREF(args);
+            }
+        }
+        break;
+    case TL_EV_TASK_STEP:
+    case TL_EV_TASK_WAKEUP:
+        if (loop_run_task_entry(self, e) < 0)
+            r = loop_report_error(self, NULL, (PyObject *)e->a, NULL);
+        break;
+    default:
+        Py_UNREACHABLE();
+    }
+    loop_release_entry(e);
+    return r;
+}
+
+static int
+loop_run_entry_debug(tl_loop *self, tl_entry *e)
+{
+    /* Debug mode: time each callback and log the slow ones with what they
+     * were, as asyncio does with slow_callback_duration. */
+    PyObject *what = Py_NewRef((PyObject *)e->a);
+    int64_t t0 = loop_now_ns();
+    int r = loop_run_entry(self, e);
+    double dt = (double)(loop_now_ns() - t0) / 1e9;
+    if (r == 0 && dt >= self->slow_callback_duration) {
+        PyObject *d = PyFloat_FromDouble(dt);
+        PyObject *res = d ? PyObject_CallMethodObjArgs(
+            (PyObject *)self, self->st->str_log_slow_callback, what, d, NULL)
+            : NULL;
+        Py_XDECREF(d);
+        if (res == NULL)
+            r = -1;
+        Py_XDECREF(res);
+    }
+    Py_DECREF(what);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers                                                              */
+/* ------------------------------------------------------------------ */
+
+static int
+loop_keep_timer(void *data, void *arg)
+{
+    tl_handle *h = data;
+    (void)arg;
+    if (!h->cancelled)
+        return 1;
+    h->scheduled = 0;
+    Py_DECREF(h);
+    return 0;
+}
+
+static void
+loop_prune_timers(tl_loop *self)
+{
+    size_t n = tl_timerheap_len(&self->timers);
+    tl_timer t;
+
+    if (n > LOOP_MIN_SCHEDULED_TO_COMPACT
+        && (size_t)self->timer_cancelled * 2 > n) {
+        /* Most of the heap is dead weight: rebuild it without them.  The
+         * decrefs may run finalizers, but only of handles already out of the
+         * heap, so the heap is consistent whatever they do. */
+        tl_timerheap_filter(&self->timers, loop_keep_timer, NULL);
+        self->timer_cancelled = 0;
+        return;
+    }
+    for (;;) {
+        const tl_timer *top = tl_timerheap_peek(&self->timers);
+        tl_handle *h;
+        if (top == NULL || !((tl_handle *)top->data)->cancelled)
+            break;
+        tl_timerheap_pop(&self->timers, &t);
+        h = t.data;
+        h->scheduled = 0;
+        self->timer_cancelled--;
+        Py_DECREF(h);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* One iteration                                                       */
+/* ------------------------------------------------------------------ */
+
+static void
+loop_drain_wakeup(tl_loop *self)
+{
+    uint64_t buf[8];
+    ssize_t n;
+    do {
+        n = read(self->wakeup_fd, buf, sizeof(buf));
+    } while (n > 0 && self->wakeup_fd != self->wakeup_wfd);
+    /* An eventfd is drained by a single read; a pipe until EAGAIN. */
+}
+
+static int
+loop_dispatch_io(tl_loop *self, tl_poll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fd = evs[i].fd;
+        tl_fdwatch *w;
+        if (fd == self->wakeup_fd) {
+            loop_drain_wakeup(self);
+            continue;
+        }
+        if (fd < 0 || fd >= self->nfds)
+            continue;
+        w = &self->fds[fd];
+        if ((evs[i].mask & TL_POLL_READ) && w->reader != NULL
+            && !((tl_handle *)w->reader)->cancelled) {
+            if (tl_loop_push(self, TL_EV_HANDLE, Py_NewRef(w->reader),
+                             NULL, NULL) < 0)
+                return -1;
+        }
+        /* The push cannot run Python code, so w is still valid here. */
+        if ((evs[i].mask & TL_POLL_WRITE) && w->writer != NULL
+            && !((tl_handle *)w->writer)->cancelled) {
+            if (tl_loop_push(self, TL_EV_HANDLE, Py_NewRef(w->writer),
+                             NULL, NULL) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+loop_run_once(tl_loop *self)
+{
+    tl_poll_event evs[LOOP_MAX_EVENTS];
+    int64_t timeout, now, t_poll;
+    const tl_timer *top;
+    size_t ntodo;
+    int n;
+
+    /* 1. Cancelled timers at the head would only shorten the timeout. */
+    loop_prune_timers(self);
+
+    /* 2. The timeout. */
+    top = tl_timerheap_peek(&self->timers);
+    if (tl_ring_len(&self->ready) > 0 || self->stopping)
+        timeout = 0;
+    else if (top != NULL) {
+        timeout = top->when - loop_now_ns();
+        if (timeout < 0)
+            timeout = 0;
+    }
+    else
+        timeout = -1;
+
+    /* 3. Poll.  With a zero timeout the call cannot block, so the GIL stays
+     * with us; otherwise other threads may run and push work, and they kick
+     * the wake-up fd when they see `polling`. */
+    t_poll = loop_now_ns();
+    if (timeout == 0) {
+        n = tl_poller_wait(self->poller, evs, LOOP_MAX_EVENTS, 0);
+    }
+    else {
+        self->polling = 1;
+        Py_BEGIN_ALLOW_THREADS
+        n = tl_poller_wait(self->poller, evs, LOOP_MAX_EVENTS, timeout);
+        Py_END_ALLOW_THREADS
+        self->polling = 0;
+    }
+    now = loop_now_ns();
+    self->poll_ns += now - t_poll;
+    if (n < 0) {
+        if (n != -EINTR) {
+            errno = -n;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        /* A signal arrived: run the Python-level handlers now (Ctrl-C
+         * raises KeyboardInterrupt here, as in asyncio's select()). */
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+        n = 0;
+    }
+    if (self->closed)
+        return 0;
+
+    /* 4. I/O readiness. */
+    if (loop_dispatch_io(self, evs, n) < 0)
+        return -1;
+
+    /* 5. Due timers, in (deadline, insertion) order. */
+    for (;;) {
+        tl_timer t;
+        top = tl_timerheap_peek(&self->timers);
+        if (top == NULL || top->when > now)
+            break;
+        tl_timerheap_pop(&self->timers, &t);
+        ((tl_handle *)t.data)->scheduled = 0;
+        if (((tl_handle *)t.data)->cancelled) {
+            self->timer_cancelled--;
+            Py_DECREF((PyObject *)t.data);
+            continue;
+        }
+        /* The heap's reference moves to the ring. */
+        if (tl_loop_push(self, TL_EV_HANDLE, (PyObject *)t.data, NULL,
+                         NULL) < 0)
+            return -1;
+    }
+
+    /* 6. Run what is ready now; what these callbacks schedule waits for the
+     * next iteration. */
+    ntodo = tl_ring_len(&self->ready);
+    self->n_callbacks += ntodo;
+    self->n_iterations++;
+    while (ntodo-- > 0) {
+        tl_entry e;
+        if (!tl_ring_pop(&self->ready, &e))
+            break;      /* close() from a callback emptied the ring */
+        if (self->debug ? loop_run_entry_debug(self, &e) < 0
+                        : loop_run_entry(self, &e) < 0)
+            return -1;
+    }
+    self->run_ns += loop_now_ns() - now;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Object lifecycle                                                    */
+/* ------------------------------------------------------------------ */
+
+static int
+loop_open_wakeup(tl_loop *self)
+{
+#if TL_HAVE_EVENTFD
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    self->wakeup_fd = self->wakeup_wfd = fd;
+#else
+    int p[2];
+    if (pipe(p) < 0)
+        return errno;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    }
+    self->wakeup_fd = p[0];
+    self->wakeup_wfd = p[1];
+#endif
+    return tl_poller_modify(self->poller, self->wakeup_fd, 0, TL_POLL_READ);
+}
+
+static void
+loop_close_fds(tl_loop *self)
+{
+    if (self->wakeup_wfd >= 0 && self->wakeup_wfd != self->wakeup_fd)
+        close(self->wakeup_wfd);
+    if (self->wakeup_fd >= 0)
+        close(self->wakeup_fd);
+    self->wakeup_fd = self->wakeup_wfd = -1;
+    if (self->poller != NULL) {
+        tl_poller_close(self->poller);
+        self->poller = NULL;
+    }
+}
+
+static PyObject *
+loop_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    tl_state *st = tl_state_from_type(tp);
+    const tl_poller_ops *ops;
+    const char *backend;
+    tl_loop *self;
+    int err;
+    (void)args;
+    (void)kwds;
+    if (st == NULL)
+        return NULL;
+    backend = getenv("TURBOLOOP_POLLER");
+    ops = tl_poller_find(backend);
+    if (ops == NULL) {
+        PyErr_Format(PyExc_ValueError,
+                     "TURBOLOOP_POLLER=%s: unknown poller backend", backend);
+        return NULL;
+    }
+    self = (tl_loop *)tp->tp_alloc(tp, 0);
+    if (self == NULL)
+        return NULL;
+    self->st = st;
+    self->wakeup_fd = self->wakeup_wfd = -1;
+    self->slow_callback_duration = 0.1;
+    tl_ring_init(&self->ready);
+    tl_timerheap_init(&self->timers);
+    err = tl_poller_open(ops, &self->poller);
+    if (err == 0)
+        err = loop_open_wakeup(self);
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* Detach everything the loop holds, then drop it: the decrefs can run
+ * arbitrary code (finalizers), which then finds an empty, closed loop. */
+static void
+loop_release_all(tl_loop *self)
+{
+    tl_ring ready = self->ready;
+    tl_timerheap timers = self->timers;
+    tl_fdwatch *fds = self->fds;
+    int nfds = self->nfds;
+    tl_entry e;
+    tl_timer t;
+
+    tl_ring_init(&self->ready);
+    tl_timerheap_init(&self->timers);
+    self->fds = NULL;
+    self->nfds = 0;
+    self->timer_cancelled = 0;
+
+    while (tl_ring_pop(&ready, &e))
+        loop_release_entry(&e);
+    tl_ring_free(&ready);
+    while (tl_timerheap_pop(&timers, &t)) {
+        ((tl_handle *)t.data)->scheduled = 0;
+        Py_DECREF((PyObject *)t.data);
+    }
+    tl_timerheap_free(&timers);
+    for (int i = 0; i < nfds; i++) {
+        Py_XDECREF(fds[i].reader);
+        Py_XDECREF(fds[i].writer);
+    }
+    free(fds);
+}
+
+static int
+loop_traverse(tl_loop *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->task_factory);
+    for (size_t i = 0; i < tl_ring_len(&self->ready); i++) {
+        tl_entry *e = tl_ring_at(&self->ready, i);
+        Py_VISIT((PyObject *)e->a);
+        Py_VISIT((PyObject *)e->b);
+        Py_VISIT((PyObject *)e->c);
+    }
+    for (size_t i = 0; i < tl_timerheap_len(&self->timers); i++)
+        Py_VISIT((PyObject *)self->timers.items[i].data);
+    for (int i = 0; i < self->nfds; i++) {
+        Py_VISIT(self->fds[i].reader);
+        Py_VISIT(self->fds[i].writer);
+    }
+    /* The instance dict of Python subclasses is visited by the subclass's
+     * own traverse (subtype_traverse). */
+    return 0;
+}
+
+static int
+loop_clear(tl_loop *self)
+{
+    Py_CLEAR(self->task_factory);
+    loop_release_all(self);
+    return 0;
+}
+
+static void
+loop_dealloc(tl_loop *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    loop_clear(self);
+    loop_close_fds(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scheduling methods                                                  */
+/* ------------------------------------------------------------------ */
+
+static int
+loop_check_closed(tl_loop *self)
+{
+    if (self->closed)
+        return loop_raise_closed();
+    return 0;
+}
+
+/* Split (callback, *args, context=None) from a vectorcall. */
+static int
+loop_parse_callback(tl_loop *self, const char *fname, PyObject *const *args,
+                    Py_ssize_t nargs, PyObject *kwnames, Py_ssize_t skip,
+                    PyObject **callback, PyObject **cargs, PyObject **context)
+{
+    *context = NULL;
+    if (kwnames != NULL) {
+        Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+            if (PyUnicode_Check(k)
+                && PyUnicode_Compare(k, self->st->str_context) == 0) {
+                *context = args[nargs + i];
+            }
+            else {
+                PyErr_Format(PyExc_TypeError,
+                             "%s() got an unexpected keyword argument '%S'",
+                             fname, k);
+                return -1;
+            }
+        }
+    }
+    if (nargs < skip + 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() missing required argument 'callback'", fname);
+        return -1;
+    }
+    *callback = args[skip];
+    *cargs = PyTuple_New(nargs - skip - 1);
+    if (*cargs == NULL)
+        return -1;
+    for (Py_ssize_t i = skip + 1; i < nargs; i++)
+        PyTuple_SET_ITEM(*cargs, i - skip - 1, Py_NewRef(args[i]));
+    return 0;
+}
+
+static int
+loop_check_callback(tl_loop *self, PyObject *callback, const char *method)
+{
+    /* Debug mode only, as asyncio's _check_callback. */
+    PyObject *r = PyObject_CallOneArg(self->st->iscoroutine, callback);
+    int is_coro;
+    if (r == NULL)
+        return -1;
+    is_coro = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (is_coro < 0)
+        return -1;
+    if (!is_coro && PyFunction_Check(callback)) {
+        PyCodeObject *code = (PyCodeObject *)PyFunction_GetCode(callback);
+        PyObject *flags = PyObject_GetAttrString((PyObject *)code, "co_flags");
+        long f = flags ? PyLong_AsLong(flags) : -1;
+        Py_XDECREF(flags);
+        if (f == -1 && PyErr_Occurred())
+            return -1;
+        is_coro = (f & (CO_COROUTINE | CO_ITERABLE_COROUTINE)) != 0;
+    }
+    if (is_coro) {
+        PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()",
+                     method);
+        return -1;
+    }
+    if (!PyCallable_Check(callback)) {
+        PyErr_Format(PyExc_TypeError,
+                     "a callable object was expected by %s(), got %R",
+                     method, callback);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+loop_call_soon_impl(tl_loop *self, const char *fname, PyObject *const *args,
+                    Py_ssize_t nargs, PyObject *kwnames, int threadsafe)
+{
+    PyObject *callback, *cargs, *context, *h;
+    if (loop_check_closed(self) < 0)
+        return NULL;
+    if (loop_parse_callback(self, fname, args, nargs, kwnames, 0, &callback,
+                            &cargs, &context) < 0)
+        return NULL;
+    if (self->debug) {
+        if ((!threadsafe && tl_loop_check_thread(self) < 0)
+            || loop_check_callback(self, callback, fname) < 0) {
+            Py_DECREF(cargs);
+            return NULL;
+        }
+    }
+    h = tl_handle_new(self->st, self->st->HandleType, callback, cargs,
+                      (PyObject *)self, context, 0.0);
+    Py_DECREF(cargs);
+    if (h == NULL)
+        return NULL;
+    if (tl_loop_push(self, TL_EV_HANDLE, Py_NewRef(h), NULL, NULL) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return h;
+}
+
+static PyObject *
+loop_call_soon(tl_loop *self, PyObject *const *args, size_t nargsf,
+               PyObject *kwnames)
+{
+    return loop_call_soon_impl(self, "call_soon", args,
+                               PyVectorcall_NARGS(nargsf), kwnames, 0);
+}
+
+static PyObject *
+loop_call_soon_threadsafe(tl_loop *self, PyObject *const *args, size_t nargsf,
+                          PyObject *kwnames)
+{
+    return loop_call_soon_impl(self, "call_soon_threadsafe", args,
+                               PyVectorcall_NARGS(nargsf), kwnames, 1);
+}
+
+static PyObject *
+loop_schedule_timer(tl_loop *self, const char *fname, double when,
+                    PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames)
+{
+    PyObject *callback, *cargs, *context, *h;
+    if (loop_parse_callback(self, fname, args, nargs, kwnames, 1, &callback,
+                            &cargs, &context) < 0)
+        return NULL;
+    if (loop_check_closed(self) < 0) {
+        Py_DECREF(cargs);
+        return NULL;
+    }
+    if (self->debug) {
+        if (tl_loop_check_thread(self) < 0
+            || loop_check_callback(self, callback, fname) < 0) {
+            Py_DECREF(cargs);
+            return NULL;
+        }
+    }
+    h = tl_handle_new(self->st, self->st->TimerHandleType, callback, cargs,
+                      (PyObject *)self, context, when);
+    Py_DECREF(cargs);
+    if (h == NULL)
+        return NULL;
+    if (tl_timerheap_push(&self->timers, loop_when_to_ns(when),
+                          self->timer_seq++, h) != 0) {
+        Py_DECREF(h);
+        return PyErr_NoMemory();
+    }
+    Py_INCREF(h);                   /* one for the heap, one returned */
+    ((tl_handle *)h)->scheduled = 1;
+    return h;
+}
+
+static int
+loop_as_double(PyObject *o, const char *what, double *out)
+{
+    if (o == Py_None) {
+        PyErr_Format(PyExc_TypeError, "%s cannot be None", what);
+        return -1;
+    }
+    *out = PyFloat_AsDouble(o);
+    if (*out == -1.0 && PyErr_Occurred())
+        return -1;
+    return 0;
+}
+
+static PyObject *
+loop_call_later(tl_loop *self, PyObject *const *args, size_t nargsf,
+                PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    double delay;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "call_later() missing required argument 'delay'");
+        return NULL;
+    }
+    if (loop_as_double(args[0], "delay", &delay) < 0)
+        return NULL;
+    return loop_schedule_timer(self, "call_later",
+                               (double)loop_now_ns() / 1e9 + delay, args,
+                               nargs, kwnames);
+}
+
+static PyObject *
+loop_call_at(tl_loop *self, PyObject *const *args, size_t nargsf,
+             PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    double when;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "call_at() missing required argument 'when'");
+        return NULL;
+    }
+    if (loop_as_double(args[0], "when", &when) < 0)
+        return NULL;
+    return loop_schedule_timer(self, "call_at", when, args, nargs, kwnames);
+}
+
+static PyObject *
+loop_time(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    return PyFloat_FromDouble((double)loop_now_ns() / 1e9);
+}
+
+/* ------------------------------------------------------------------ */
+/* Running                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The C part of run_forever(): Loop.run_forever() in Python does the
+ * set-up (running loop, asyncgen hooks) and calls this. */
+static PyObject *
+loop_run(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    int r = 0;
+    if (loop_check_closed(self) < 0)
+        return NULL;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "This event loop is already running");
+        return NULL;
+    }
+    self->running = 1;
+    self->thread_id = PyThread_get_thread_ident();
+    Py_INCREF(self);        /* a callback may drop the last reference */
+    for (;;) {
+        r = loop_run_once(self);
+        if (r < 0 || self->stopping)
+            break;
+    }
+    self->stopping = 0;
+    self->running = 0;
+    self->thread_id = 0;
+    Py_DECREF(self);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_run_once_py(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    if (loop_check_closed(self) < 0 || loop_run_once(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_stop(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    self->stopping = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_is_running(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->running);
+}
+
+static PyObject *
+loop_is_closed(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+/* The C part of close(): Loop.close() checks and shuts down the executor. */
+static PyObject *
+loop_close_core(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Cannot close a running event loop");
+        return NULL;
+    }
+    if (self->closed)
+        Py_RETURN_NONE;
+    self->closed = 1;
+    loop_release_all(self);
+    loop_close_fds(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_check_closed_py(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    if (loop_check_closed(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_get_debug(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->debug);
+}
+
+/* ------------------------------------------------------------------ */
+/* File descriptor watchers                                            */
+/* ------------------------------------------------------------------ */
+
+static int
+loop_fileobj_to_fd(PyObject *obj, int *fd)
+{
+    long v;
+    if (PyLong_Check(obj)) {
+        v = PyLong_AsLong(obj);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+    }
+    else {
+        PyObject *r = PyObject_CallMethod(obj, "fileno", NULL);
+        if (r != NULL) {
+            PyObject *i = PyNumber_Long(r);
+            Py_DECREF(r);
+            r = i;
+        }
+        if (r == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_AttributeError)
+                || PyErr_ExceptionMatches(PyExc_TypeError)
+                || PyErr_ExceptionMatches(PyExc_ValueError)) {
+                PyObject *cause = tl_err_get_raised();
+                PyErr_Format(PyExc_ValueError, "Invalid file object: %R", obj);
+                PyObject *exc = tl_err_get_raised();
+                PyException_SetCause(exc, cause);
+                tl_err_set_raised(exc);
+            }
+            return -1;
+        }
+        v = PyLong_AsLong(r);
+        Py_DECREF(r);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+    }
+    if (v < 0 || v > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", v);
+        return -1;
+    }
+    *fd = (int)v;
+    return 0;
+}
+
+static int
+loop_grow_fds(tl_loop *self, int fd)
+{
+    int n = self->nfds ? self->nfds : 64;
+    tl_fdwatch *nw;
+    while (n <= fd)
+        n *= 2;
+    nw = realloc(self->fds, (size_t)n * sizeof(*nw));
+    if (nw == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(nw + self->nfds, 0, (size_t)(n - self->nfds) * sizeof(*nw));
+    self->fds = nw;
+    self->nfds = n;
+    return 0;
+}
+
+static int
+loop_update_interest(tl_loop *self, int fd)
+{
+    tl_fdwatch *w = &self->fds[fd];
+    unsigned want = (w->reader ? TL_POLL_READ : 0)
+                  | (w->writer ? TL_POLL_WRITE : 0);
+    int err = tl_poller_modify(self->poller, fd, w->mask, want);
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    w->mask = want;
+    return 0;
+}
+
+static PyObject *
+loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames, int writer)
+{
+    const char *fname = writer ? "add_writer" : "add_reader";
+    PyObject *callback, *cargs, *context, *h, *old;
+    PyObject **slot;
+    int fd;
+    if (nargs < 1) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required argument 'fd'",
+                     fname);
+        return NULL;
+    }
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() got an unexpected keyword argument '%S'", fname,
+                     PyTuple_GET_ITEM(kwnames, 0));
+        return NULL;
+    }
+    if (loop_check_closed(self) < 0)
+        return NULL;
+    if (loop_fileobj_to_fd(args[0], &fd) < 0)
+        return NULL;
+    if (loop_parse_callback(self, fname, args, nargs, NULL, 1, &callback,
+                            &cargs, &context) < 0)
+        return NULL;
+    if (self->debug && loop_check_callback(self, callback, fname) < 0) {
+        Py_DECREF(cargs);
+        return NULL;
+    }
+    h = tl_handle_new(self->st, self->st->HandleType, callback, cargs,
+                      (PyObject *)self, NULL, 0.0);
+    Py_DECREF(cargs);
+    if (h == NULL)
+        return NULL;
+    /* Creating the handle can run Python code (debug tracebacks) that
+     * closes the loop; check again before touching the fd table. */
+    if (loop_check_closed(self) < 0
+        || (fd >= self->nfds && loop_grow_fds(self, fd) < 0)) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    slot = writer ? &self->fds[fd].writer : &self->fds[fd].reader;
+    old = *slot;
+    *slot = h;
+    if (loop_update_interest(self, fd) < 0) {
+        *slot = old;
+        Py_DECREF(h);
+        return NULL;
+    }
+    if (old != NULL) {
+        PyObject *r = PyObject_CallMethod(old, "cancel", NULL);
+        Py_DECREF(old);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_remove_watcher(tl_loop *self, PyObject *fdobj, int writer)
+{
+    PyObject *old, *r;
+    int fd;
+    if (self->closed)
+        Py_RETURN_FALSE;
+    if (loop_fileobj_to_fd(fdobj, &fd) < 0)
+        return NULL;
+    if (fd >= self->nfds)
+        Py_RETURN_FALSE;
+    old = writer ? self->fds[fd].writer : self->fds[fd].reader;
+    if (old == NULL)
+        Py_RETURN_FALSE;
+    if (writer)
+        self->fds[fd].writer = NULL;
+    else
+        self->fds[fd].reader = NULL;
+    if (loop_update_interest(self, fd) < 0) {
+        /* The fd is most likely closed already; forget it anyway. */
+        PyErr_Clear();
+        self->fds[fd].mask = 0;
+    }
+    r = PyObject_CallMethod(old, "cancel", NULL);
+    Py_DECREF(old);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+loop_add_reader(tl_loop *self, PyObject *const *args, size_t nargsf,
+                PyObject *kwnames)
+{
+    return loop_add_watcher(self, args, PyVectorcall_NARGS(nargsf), kwnames, 0);
+}
+
+static PyObject *
+loop_add_writer(tl_loop *self, PyObject *const *args, size_t nargsf,
+                PyObject *kwnames)
+{
+    return loop_add_watcher(self, args, PyVectorcall_NARGS(nargsf), kwnames, 1);
+}
+
+static PyObject *
+loop_remove_reader(tl_loop *self, PyObject *fd)
+{
+    return loop_remove_watcher(self, fd, 0);
+}
+
+static PyObject *
+loop_remove_writer(tl_loop *self, PyObject *fd)
+{
+    return loop_remove_watcher(self, fd, 1);
+}
+
+static PyObject *
+loop_get_watcher(tl_loop *self, PyObject *fdobj, int writer)
+{
+    int fd;
+    PyObject *h;
+    if (loop_fileobj_to_fd(fdobj, &fd) < 0)
+        return NULL;
+    if (fd >= self->nfds)
+        Py_RETURN_NONE;
+    h = writer ? self->fds[fd].writer : self->fds[fd].reader;
+    return Py_NewRef(h ? h : Py_None);
+}
+
+static PyObject *
+loop_get_reader(tl_loop *self, PyObject *fd)
+{
+    return loop_get_watcher(self, fd, 0);
+}
+
+static PyObject *
+loop_get_writer(tl_loop *self, PyObject *fd)
+{
+    return loop_get_watcher(self, fd, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Futures and tasks                                                   */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+loop_create_future(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    PyTypeObject *tp = self->st->FutureType;
+    tl_future *fut = (tl_future *)tp->tp_alloc(tp, 0);
+    if (fut == NULL)
+        return NULL;
+    if (tl_future_init(fut, (PyObject *)self) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return (PyObject *)fut;
+}
+
+PyObject *tl_task_create(tl_state *st, PyObject *coro, PyObject *loop,
+                         PyObject *name, PyObject *context, int eager_start);
+
+static PyObject *
+loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
+                 PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *coro, *name = Py_None, *context = Py_None, *task, *r;
+    int eager = 0;
+
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "create_task() takes exactly one positional argument "
+                     "(%zd given)", nargs);
+        return NULL;
+    }
+    coro = args[0];
+    if (loop_check_closed(self) < 0)
+        return NULL;
+#if PY_VERSION_HEX >= 0x030E0000
+    if (self->task_factory != NULL) {
+        /* 3.14+: every keyword goes to the factory unchanged. */
+        PyObject **argv = PyMem_Malloc((size_t)(2 + nkw) * sizeof(PyObject *));
+        PyObject *t;
+        if (argv == NULL)
+            return PyErr_NoMemory();
+        argv[0] = (PyObject *)self;
+        for (Py_ssize_t i = 0; i < 1 + nkw; i++)
+            argv[1 + i] = args[i];
+        t = PyObject_Vectorcall(self->task_factory, argv, 2, kwnames);
+        PyMem_Free(argv);
+        return t;
+    }
+#endif
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        PyObject *v = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(k, "name") == 0)
+            name = v;
+        else if (PyUnicode_CompareWithASCIIString(k, "context") == 0)
+            context = v;
+#if PY_VERSION_HEX >= 0x030C0000
+        else if (PyUnicode_CompareWithASCIIString(k, "eager_start") == 0) {
+            eager = PyObject_IsTrue(v);
+            if (eager < 0)
+                return NULL;
+        }
+#endif
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "create_task() got an unexpected keyword argument "
+                         "'%S'", k);
+            return NULL;
+        }
+    }
+    if (self->task_factory == NULL)
+        return tl_task_create(self->st, coro, (PyObject *)self, name, context,
+                              eager);
+    /* Before 3.14 the factory is called without name= (the name is set
+     * afterwards) and without context= unless one was given. */
+    if (context == Py_None)
+        task = PyObject_CallFunctionObjArgs(self->task_factory, self, coro,
+                                            NULL);
+    else {
+        PyObject *argv[3] = {(PyObject *)self, coro, context};
+        task = PyObject_Vectorcall(self->task_factory, argv, 2,
+                                   self->st->kw_context);
+    }
+    if (task == NULL || name == Py_None)
+        return task;
+    r = PyObject_CallMethod(task, "set_name", "O", name);
+    if (r == NULL) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    Py_DECREF(r);
+    return task;
+}
+
+static PyObject *
+loop_set_task_factory(tl_loop *self, PyObject *factory)
+{
+    if (factory != Py_None && !PyCallable_Check(factory)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "task factory must be a callable or None");
+        return NULL;
+    }
+    Py_XSETREF(self->task_factory,
+               factory == Py_None ? NULL : Py_NewRef(factory));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_get_task_factory(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->task_factory ? self->task_factory : Py_None);
+}
+
+/* ------------------------------------------------------------------ */
+/* Introspection                                                       */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+loop_stats(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue(
+        "{s:K,s:K,s:d,s:d,s:n,s:n,s:n,s:s}",
+        "iterations", self->n_iterations,
+        "callbacks", self->n_callbacks,
+        "poll_time", (double)self->poll_ns / 1e9,
+        "run_time", (double)self->run_ns / 1e9,
+        "ready", (Py_ssize_t)tl_ring_len(&self->ready),
+        "timers", (Py_ssize_t)tl_timerheap_len(&self->timers),
+        "timers_cancelled", self->timer_cancelled,
+        "poller", self->poller ? tl_poller_name(self->poller) : "closed");
+}
+
+static PyObject *
+loop_timer_handles(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    /* The scheduled TimerHandles, in no particular order (asyncio exposes
+     * its heap as _scheduled; tests and debuggers look at it). */
+    PyObject *l = PyList_New(0);
+    if (l == NULL)
+        return NULL;
+    for (size_t i = 0; i < tl_timerheap_len(&self->timers); i++) {
+        if (PyList_Append(l, (PyObject *)self->timers.items[i].data) < 0) {
+            Py_DECREF(l);
+            return NULL;
+        }
+    }
+    return l;
+}
+
+static PyObject *
+loop_get_ready_count(tl_loop *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromSize_t(tl_ring_len(&self->ready));
+}
+
+static PyObject *
+loop_get_debug_attr(tl_loop *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static int
+loop_set_debug_attr(tl_loop *self, PyObject *v, void *Py_UNUSED(c))
+{
+    int b;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete _debug");
+        return -1;
+    }
+    b = PyObject_IsTrue(v);
+    if (b < 0)
+        return -1;
+    self->debug = (char)b;
+    return 0;
+}
+
+static PyObject *
+loop_get_slow(tl_loop *self, void *Py_UNUSED(c))
+{
+    return PyFloat_FromDouble(self->slow_callback_duration);
+}
+
+static int
+loop_set_slow(tl_loop *self, PyObject *v, void *Py_UNUSED(c))
+{
+    double d;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "cannot delete slow_callback_duration");
+        return -1;
+    }
+    d = PyFloat_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred())
+        return -1;
+    self->slow_callback_duration = d;
+    return 0;
+}
+
+static PyObject *
+loop_get_closed(tl_loop *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
+loop_get_stopping(tl_loop *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->stopping);
+}
+
+static PyObject *
+loop_get_thread_id(tl_loop *self, void *Py_UNUSED(c))
+{
+    if (self->thread_id == 0)
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(self->thread_id);
+}
+
+static PyObject *
+loop_get_task_factory_attr(tl_loop *self, void *Py_UNUSED(c))
+{
+    return loop_get_task_factory(self, NULL);
+}
+
+static PyMethodDef loop_methods[] = {
+    {"time", (PyCFunction)loop_time, METH_NOARGS,
+     "Return the time according to the event loop's clock."},
+    {"call_soon", (PyCFunction)(void (*)(void))loop_call_soon,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))loop_call_soon_threadsafe,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"call_later", (PyCFunction)(void (*)(void))loop_call_later,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"call_at", (PyCFunction)(void (*)(void))loop_call_at,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"_run", (PyCFunction)loop_run, METH_NOARGS,
+     "Run iterations until stop() is called."},
+    {"_run_once", (PyCFunction)loop_run_once_py, METH_NOARGS, NULL},
+    {"stop", (PyCFunction)loop_stop, METH_NOARGS, NULL},
+    {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
+    {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},
+    {"_close", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
+    {"_check_closed", (PyCFunction)loop_check_closed_py, METH_NOARGS, NULL},
+    {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
+    {"add_reader", (PyCFunction)(void (*)(void))loop_add_reader,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"add_writer", (PyCFunction)(void (*)(void))loop_add_writer,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove_reader", (PyCFunction)loop_remove_reader, METH_O, NULL},
+    {"remove_writer", (PyCFunction)loop_remove_writer, METH_O, NULL},
+    {"_get_reader", (PyCFunction)loop_get_reader, METH_O, NULL},
+    {"_get_writer", (PyCFunction)loop_get_writer, METH_O, NULL},
+    {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
+     "Create a Future object attached to the loop."},
+    {"create_task", (PyCFunction)(void (*)(void))loop_create_task,
+     METH_FASTCALL | METH_KEYWORDS, "Schedule a coroutine object."},
+    {"set_task_factory", (PyCFunction)loop_set_task_factory, METH_O, NULL},
+    {"get_task_factory", (PyCFunction)loop_get_task_factory, METH_NOARGS,
+     NULL},
+    {"stats", (PyCFunction)loop_stats, METH_NOARGS,
+     "Counters of what the loop has done."},
+    {"_timer_handles", (PyCFunction)loop_timer_handles, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef loop_getset[] = {
+    {"_debug", (getter)loop_get_debug_attr, (setter)loop_set_debug_attr, NULL,
+     NULL},
+    {"slow_callback_duration", (getter)loop_get_slow, (setter)loop_set_slow,
+     NULL, NULL},
+    {"_closed", (getter)loop_get_closed, NULL, NULL, NULL},
+    {"_stopping", (getter)loop_get_stopping, NULL, NULL, NULL},
+    {"_thread_id", (getter)loop_get_thread_id, NULL, NULL, NULL},
+    {"_task_factory", (getter)loop_get_task_factory_attr, NULL, NULL, NULL},
+    {"_ready_count", (getter)loop_get_ready_count, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyMemberDef loop_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(tl_loop, weakreflist),
+     READONLY, NULL},
+    {NULL},
+};
+
+static PyType_Slot loop_slots[] = {
+    {Py_tp_new, loop_tp_new},
+    {Py_tp_dealloc, loop_dealloc},
+    {Py_tp_traverse, loop_traverse},
+    {Py_tp_clear, loop_clear},
+    {Py_tp_methods, loop_methods},
+    {Py_tp_getset, loop_getset},
+    {Py_tp_members, loop_members},
+    {Py_tp_doc, "The C core of turboloop's event loop; use turboloop.Loop."},
+    {0, NULL},
+};
+
+static PyType_Spec loop_spec = {
+    "turboloop._core.Loop", sizeof(tl_loop), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    loop_slots,
+};
+
+int
+tl_loop_init_type(PyObject *mod, tl_state *st)
+{
+    return tl_add_type(mod, &loop_spec, NULL, &st->LoopType);
+}

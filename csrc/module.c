@@ -1,0 +1,239 @@
+/* module.c -- turboloop._core: module state, type registration, imports.
+ *
+ * Multi-phase initialisation; every type is a heap type created from a spec
+ * and held in the module state, and so are the asyncio objects the core
+ * calls (looked up once, when the module is executed).
+ */
+#include "tl.h"
+
+static int
+module_traverse(PyObject *mod, visitproc visit, void *arg)
+{
+    tl_state *st = PyModule_GetState(mod);
+    Py_VISIT(st->LoopType);
+    Py_VISIT(st->HandleType);
+    Py_VISIT(st->TimerHandleType);
+    Py_VISIT(st->FutureType);
+    Py_VISIT(st->FutureIterType);
+    Py_VISIT(st->TaskType);
+    Py_VISIT(st->CancelledError);
+    Py_VISIT(st->InvalidStateError);
+    Py_VISIT(st->get_event_loop);
+    Py_VISIT(st->get_running_loop);
+    Py_VISIT(st->iscoroutine);
+    Py_VISIT(st->enter_task);
+    Py_VISIT(st->leave_task);
+    Py_VISIT(st->register_task);
+    Py_VISIT(st->unregister_task);
+    Py_VISIT(st->register_eager_task);
+    Py_VISIT(st->unregister_eager_task);
+    Py_VISIT(st->swap_current_task);
+    Py_VISIT(st->future_repr);
+    Py_VISIT(st->task_repr);
+    Py_VISIT(st->task_get_stack);
+    Py_VISIT(st->task_print_stack);
+    Py_VISIT(st->extract_stack);
+    Py_VISIT(st->format_callback_source);
+    Py_VISIT(st->add_to_awaited_by);
+    Py_VISIT(st->discard_from_awaited_by);
+    return 0;
+}
+
+static int
+module_clear(PyObject *mod)
+{
+    tl_state *st = PyModule_GetState(mod);
+    Py_CLEAR(st->LoopType);
+    Py_CLEAR(st->HandleType);
+    Py_CLEAR(st->TimerHandleType);
+    Py_CLEAR(st->FutureType);
+    Py_CLEAR(st->FutureIterType);
+    Py_CLEAR(st->TaskType);
+    Py_CLEAR(st->CancelledError);
+    Py_CLEAR(st->InvalidStateError);
+    Py_CLEAR(st->get_event_loop);
+    Py_CLEAR(st->get_running_loop);
+    Py_CLEAR(st->iscoroutine);
+    Py_CLEAR(st->enter_task);
+    Py_CLEAR(st->leave_task);
+    Py_CLEAR(st->register_task);
+    Py_CLEAR(st->unregister_task);
+    Py_CLEAR(st->register_eager_task);
+    Py_CLEAR(st->unregister_eager_task);
+    Py_CLEAR(st->swap_current_task);
+    Py_CLEAR(st->future_repr);
+    Py_CLEAR(st->task_repr);
+    Py_CLEAR(st->task_get_stack);
+    Py_CLEAR(st->task_print_stack);
+    Py_CLEAR(st->extract_stack);
+    Py_CLEAR(st->format_callback_source);
+    Py_CLEAR(st->add_to_awaited_by);
+    Py_CLEAR(st->discard_from_awaited_by);
+    Py_CLEAR(st->str_throw);
+    Py_CLEAR(st->str_add_done_callback);
+    Py_CLEAR(st->str_cancel);
+    Py_CLEAR(st->str_call_soon);
+    Py_CLEAR(st->str_call_exception_handler);
+    Py_CLEAR(st->str_callback_error);
+    Py_CLEAR(st->str_log_slow_callback);
+    Py_CLEAR(st->str_blocking);
+    Py_CLEAR(st->str_get_loop);
+    Py_CLEAR(st->str_loop);
+    Py_CLEAR(st->str_result);
+    Py_CLEAR(st->str_get_debug);
+    Py_CLEAR(st->str_context);
+    Py_CLEAR(st->str_msg);
+    Py_CLEAR(st->kw_context);
+    Py_CLEAR(st->kw_msg);
+    return 0;
+}
+
+static void
+module_free(void *mod)
+{
+    module_clear((PyObject *)mod);
+}
+
+int
+tl_add_type(PyObject *mod, PyType_Spec *spec, PyObject *base,
+            PyTypeObject **out)
+{
+    PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(mod, spec,
+                                                                base);
+    if (tp == NULL)
+        return -1;
+    if (PyModule_AddType(mod, tp) < 0) {
+        Py_DECREF(tp);
+        return -1;
+    }
+    *out = tp;
+    return 0;
+}
+
+static PyObject *
+module_import_attr(const char *modname, const char *attr, int optional)
+{
+    PyObject *m = PyImport_ImportModule(modname), *r;
+    if (m == NULL)
+        return NULL;
+    r = PyObject_GetAttrString(m, attr);
+    Py_DECREF(m);
+    if (r == NULL && optional && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        return Py_NewRef(Py_None);
+    }
+    return r;
+}
+
+#define IMPORT(field, mod, name)                                           \
+    do {                                                                   \
+        if ((st->field = module_import_attr(mod, name, 0)) == NULL)        \
+            return -1;                                                     \
+    } while (0)
+#define INTERN(field, s)                                                   \
+    do {                                                                   \
+        if ((st->field = PyUnicode_InternFromString(s)) == NULL)           \
+            return -1;                                                     \
+    } while (0)
+
+static int
+module_exec(PyObject *mod)
+{
+    tl_state *st = PyModule_GetState(mod);
+    PyObject *code, *n;
+
+    IMPORT(CancelledError, "asyncio.exceptions", "CancelledError");
+    IMPORT(InvalidStateError, "asyncio.exceptions", "InvalidStateError");
+    IMPORT(get_event_loop, "asyncio.events", "get_event_loop");
+    IMPORT(get_running_loop, "asyncio.events", "_get_running_loop");
+    IMPORT(iscoroutine, "asyncio.coroutines", "iscoroutine");
+    IMPORT(enter_task, "asyncio.tasks", "_enter_task");
+    IMPORT(leave_task, "asyncio.tasks", "_leave_task");
+    IMPORT(register_task, "asyncio.tasks", "_register_task");
+    IMPORT(unregister_task, "asyncio.tasks", "_unregister_task");
+#if PY_VERSION_HEX >= 0x030C0000
+    IMPORT(register_eager_task, "asyncio.tasks", "_register_eager_task");
+    IMPORT(unregister_eager_task, "asyncio.tasks", "_unregister_eager_task");
+    IMPORT(swap_current_task, "asyncio.tasks", "_swap_current_task");
+    IMPORT(future_repr, "asyncio.base_futures", "_future_repr");
+    IMPORT(task_repr, "asyncio.base_tasks", "_task_repr");
+#else
+    IMPORT(future_repr, "asyncio.base_futures", "_future_repr_info");
+    IMPORT(task_repr, "asyncio.base_tasks", "_task_repr_info");
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    IMPORT(add_to_awaited_by, "asyncio.futures", "future_add_to_awaited_by");
+    IMPORT(discard_from_awaited_by, "asyncio.futures",
+           "future_discard_from_awaited_by");
+#endif
+    IMPORT(task_get_stack, "asyncio.base_tasks", "_task_get_stack");
+    IMPORT(task_print_stack, "asyncio.base_tasks", "_task_print_stack");
+    IMPORT(extract_stack, "asyncio.format_helpers", "extract_stack");
+    IMPORT(format_callback_source, "asyncio.format_helpers",
+           "_format_callback_source");
+
+    /* 3.13 added a debug= keyword to _format_callback_source. */
+    code = PyObject_GetAttrString(st->format_callback_source, "__code__");
+    if (code == NULL)
+        return -1;
+    n = PyObject_GetAttrString(code, "co_kwonlyargcount");
+    Py_DECREF(code);
+    if (n == NULL)
+        return -1;
+    st->format_source_has_debug = PyLong_AsLong(n) > 0;
+    Py_DECREF(n);
+
+    INTERN(str_throw, "throw");
+    INTERN(str_add_done_callback, "add_done_callback");
+    INTERN(str_cancel, "cancel");
+    INTERN(str_call_soon, "call_soon");
+    INTERN(str_call_exception_handler, "call_exception_handler");
+    INTERN(str_callback_error, "_callback_error");
+    INTERN(str_log_slow_callback, "_log_slow_callback");
+    INTERN(str_blocking, "_asyncio_future_blocking");
+    INTERN(str_get_loop, "get_loop");
+    INTERN(str_loop, "_loop");
+    INTERN(str_result, "result");
+    INTERN(str_get_debug, "get_debug");
+    INTERN(str_context, "context");
+    INTERN(str_msg, "msg");
+    if ((st->kw_context = PyTuple_Pack(1, st->str_context)) == NULL)
+        return -1;
+    if ((st->kw_msg = PyTuple_Pack(1, st->str_msg)) == NULL)
+        return -1;
+
+    if (tl_handle_init_types(mod, st) < 0
+        || tl_loop_init_type(mod, st) < 0
+        || tl_future_init_types(mod, st) < 0
+        || tl_task_init_type(mod, st) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    /* The module state holds the types, so sub-interpreters are fine; the
+     * ready queue relies on the GIL, so it is not declared free-threading
+     * safe (the interpreter keeps the GIL on for it). */
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+PyModuleDef tl_module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "turboloop._core",
+    .m_doc = "The C core of turboloop: event loop, Handle, Future and Task.",
+    .m_size = sizeof(tl_state),
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&tl_module_def);
+}

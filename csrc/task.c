@@ -1,0 +1,1007 @@
+/* task.c -- turboloop.Task: a coroutine driven by the loop.
+ *
+ * The step logic follows asyncio.Task.__step of the running Python version.
+ * On a turboloop loop a step or a wake-up is a ring entry (TL_EV_TASK_STEP,
+ * TL_EV_TASK_WAKEUP) that the loop runs inside the task's context; on any
+ * other loop it goes through loop.call_soon with a bound builtin method.
+ *
+ * asyncio sees these tasks through its own hooks (see INTEROP notes in the
+ * design docs): _register_task when created, _enter_task/_leave_task around
+ * each step (current_task(), timeout(), TaskGroup rely on it), and the eager
+ * variants around an eager first step.
+ *
+ * Re-entrancy: sending into the coroutine, calling a foreign future's
+ * methods and the asyncio hooks all run arbitrary code that may cancel this
+ * task or close the loop; the code re-reads task state after each of them
+ * and holds its own references to what it works on.
+ */
+#include "tl.h"
+
+static PyMethodDef task_step_def;
+static PyMethodDef task_wakeup_def;
+
+/* ------------------------------------------------------------------ */
+/* Scheduling                                                          */
+/* ------------------------------------------------------------------ */
+
+PyObject *
+tl_task_wakeup_callable(tl_task *task)
+{
+    return PyCFunction_New(&task_wakeup_def, (PyObject *)task);
+}
+
+/* Queue a step, optionally throwing exc (borrowed) into the coroutine. */
+static int
+task_schedule_step(tl_task *task, PyObject *exc)
+{
+    tl_state *st = task->st;
+    PyObject *cb, *argv[3], *r;
+    if (task->tloop != NULL) {
+        if (task->tloop->debug && tl_loop_check_thread(task->tloop) < 0)
+            return -1;
+        return tl_loop_push(task->tloop, TL_EV_TASK_STEP,
+                            Py_NewRef((PyObject *)task), Py_XNewRef(exc),
+                            NULL);
+    }
+    cb = PyCFunction_New(&task_step_def, (PyObject *)task);
+    if (cb == NULL)
+        return -1;
+    argv[0] = task->loop;
+    argv[1] = cb;
+    if (exc == NULL) {
+        argv[2] = task->context;
+        r = PyObject_VectorcallMethod(st->str_call_soon, argv,
+                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      st->kw_context);
+    }
+    else {
+        PyObject *argv4[4] = {task->loop, cb, exc, task->context};
+        r = PyObject_VectorcallMethod(st->str_call_soon, argv4,
+                                      3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      st->kw_context);
+    }
+    Py_DECREF(cb);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Schedule a step that throws RuntimeError(msg) into the coroutine. */
+static int
+task_schedule_error(tl_task *task, PyObject *msg)
+{
+    PyObject *exc;
+    int r;
+    if (msg == NULL)
+        return -1;
+    exc = PyObject_CallOneArg(PyExc_RuntimeError, msg);
+    Py_DECREF(msg);
+    if (exc == NULL)
+        return -1;
+    r = task_schedule_step(task, exc);
+    Py_DECREF(exc);
+    return r;
+}
+
+static PyObject *
+task_call_hook(PyObject *hook, PyObject *a, PyObject *b)
+{
+    PyObject *argv[2] = {a, b};
+    return PyObject_Vectorcall(hook, argv, b ? 2 : 1, NULL);
+}
+
+static int
+task_call_hook_void(PyObject *hook, PyObject *a, PyObject *b)
+{
+    PyObject *r = task_call_hook(hook, a, b);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Cancel the future a task waits on; 1 if it agreed, 0 if not, -1 error. */
+static int
+task_cancel_waiter(tl_state *st, PyObject *fut, PyObject *msg)
+{
+    PyObject *argv[2], *r;
+    int b;
+    if (Py_IS_TYPE(fut, st->FutureType))
+        return tl_future_cancel((tl_future *)fut, msg);
+    argv[0] = fut;
+    argv[1] = msg ? msg : Py_None;
+    r = PyObject_VectorcallMethod(st->str_cancel, argv,
+                                  2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                  st->kw_msg);
+    if (r == NULL)
+        return -1;
+    b = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return b;
+}
+
+/* ------------------------------------------------------------------ */
+/* Stepping                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Handle what the coroutine yielded; steals result. */
+static int
+task_handle_yield(tl_task *task, PyObject *result)
+{
+    tl_state *st = task->st;
+    PyObject *blocking = NULL, *floop = NULL;
+    int r, is_blocking;
+
+    if (result == Py_None) {
+        /* A bare yield (asyncio.sleep(0)): run again next iteration. */
+        Py_DECREF(result);
+        return task_schedule_step(task, NULL);
+    }
+
+    if (TL_FUTURE_CHECK(st, result)) {
+        /* Fast path: one of our futures (or tasks). */
+        tl_future *fut = (tl_future *)result;
+        if (fut->loop != task->loop) {
+            r = task_schedule_error(task, PyUnicode_FromFormat(
+                "Task %R got Future %R attached to a different loop",
+                (PyObject *)task, result));
+            Py_DECREF(result);
+            return r;
+        }
+        if (!fut->blocking) {
+            r = task_schedule_error(task, PyUnicode_FromFormat(
+                "yield was used instead of yield from in task %R with %R",
+                (PyObject *)task, result));
+            Py_DECREF(result);
+            return r;
+        }
+        if (result == (PyObject *)task) {
+            r = task_schedule_error(task, PyUnicode_FromFormat(
+                "Task cannot await on itself: %R", (PyObject *)task));
+            Py_DECREF(result);
+            return r;
+        }
+        if (tl_awaited_by_add(st, result, (PyObject *)task) < 0) {
+            Py_DECREF(result);
+            return -1;
+        }
+        fut->blocking = 0;
+        if (tl_future_add_callback(fut, (PyObject *)task, NULL) < 0) {
+            Py_DECREF(result);
+            return -1;
+        }
+        Py_XSETREF(task->fut_waiter, result);
+        if (task->must_cancel) {
+            r = task_cancel_waiter(st, result, task->cancel_msg);
+            if (r < 0)
+                return -1;
+            if (r)
+                task->must_cancel = 0;
+        }
+        return 0;
+    }
+
+    r = tl_getattr_opt(result, st->str_blocking, &blocking);
+    if (r < 0) {
+        Py_DECREF(result);
+        return -1;
+    }
+    if (r == 1 && blocking != Py_None) {
+        /* A foreign future that follows the protocol. */
+        PyObject *wake, *argv[3];
+        r = tl_getattr_opt(result, st->str_get_loop, &floop);
+        if (r == 1) {
+            PyObject *l = PyObject_CallNoArgs(floop);
+            Py_SETREF(floop, l);
+        }
+        else if (r == 0) {
+            floop = PyObject_GetAttr(result, st->str_loop);
+        }
+        if (floop == NULL)
+            goto error;
+        if (floop != task->loop) {
+            Py_DECREF(floop);
+            Py_DECREF(blocking);
+            r = task_schedule_error(task, PyUnicode_FromFormat(
+                "Task %R got Future %R attached to a different loop",
+                (PyObject *)task, result));
+            Py_DECREF(result);
+            return r;
+        }
+        Py_CLEAR(floop);
+        is_blocking = PyObject_IsTrue(blocking);
+        Py_CLEAR(blocking);
+        if (is_blocking < 0)
+            goto error;
+        if (!is_blocking) {
+            r = task_schedule_error(task, PyUnicode_FromFormat(
+                "yield was used instead of yield from in task %R with %R",
+                (PyObject *)task, result));
+            Py_DECREF(result);
+            return r;
+        }
+        if (result == (PyObject *)task) {
+            r = task_schedule_error(task, PyUnicode_FromFormat(
+                "Task cannot await on itself: %R", (PyObject *)task));
+            Py_DECREF(result);
+            return r;
+        }
+        if (tl_awaited_by_add(st, result, (PyObject *)task) < 0)
+            goto error;
+        if (PyObject_SetAttr(result, st->str_blocking, Py_False) < 0)
+            goto error;
+        wake = tl_task_wakeup_callable(task);
+        if (wake == NULL)
+            goto error;
+        argv[0] = result;
+        argv[1] = wake;
+        argv[2] = task->context;
+        {
+            PyObject *res = PyObject_VectorcallMethod(
+                st->str_add_done_callback, argv,
+                2 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_context);
+            Py_DECREF(wake);
+            if (res == NULL)
+                goto error;
+            Py_DECREF(res);
+        }
+        Py_XSETREF(task->fut_waiter, result);
+        if (task->must_cancel) {
+            r = task_cancel_waiter(st, result, task->cancel_msg);
+            if (r < 0)
+                return -1;
+            if (r)
+                task->must_cancel = 0;
+        }
+        return 0;
+    }
+    Py_XDECREF(blocking);
+
+    if (PyGen_Check(result))
+        r = task_schedule_error(task, PyUnicode_FromFormat(
+            "yield was used instead of yield from for generator in task %R "
+            "with %R", (PyObject *)task, result));
+    else
+        r = task_schedule_error(task, PyUnicode_FromFormat(
+            "Task got bad yield: %R", result));
+    Py_DECREF(result);
+    return r;
+
+error:
+    Py_XDECREF(blocking);
+    Py_XDECREF(floop);
+    Py_DECREF(result);
+    return -1;
+}
+
+/* Send into (or throw into) the coroutine and act on the outcome; steals
+ * exc.  This is asyncio's __step_run_and_handle_result. */
+static int
+task_step_run(tl_task *task, PyObject *exc)
+{
+    tl_state *st = task->st;
+    PyObject *coro = task->coro, *result = NULL, *r;
+    PySendResult sr;
+
+    if (coro == NULL) {
+        Py_XDECREF(exc);
+        PyErr_SetString(PyExc_RuntimeError, "Task has no coroutine");
+        return -1;
+    }
+    Py_INCREF(coro);
+    if (exc == NULL) {
+        sr = PyIter_Send(coro, Py_None, &result);
+    }
+    else {
+        result = PyObject_CallMethodOneArg(coro, st->str_throw, exc);
+        Py_DECREF(exc);
+        if (result != NULL)
+            sr = PYGEN_NEXT;
+        else if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+            PyObject *e = tl_err_get_raised();
+            result = PyObject_GetAttrString(e, "value");
+            Py_DECREF(e);
+            if (result == NULL) {
+                Py_DECREF(coro);
+                return -1;
+            }
+            sr = PYGEN_RETURN;
+        }
+        else
+            sr = PYGEN_ERROR;
+    }
+    Py_DECREF(coro);
+
+    switch (sr) {
+    case PYGEN_RETURN:
+        if (task->must_cancel) {
+            /* Cancelled right before the coroutine returned. */
+            task->must_cancel = 0;
+            Py_DECREF(result);
+            return tl_future_cancel((tl_future *)task, task->cancel_msg) < 0
+                   ? -1 : 0;
+        }
+        r = tl_future_set_result((tl_future *)task, result);
+        Py_DECREF(result);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+        return 0;
+
+    case PYGEN_ERROR: {
+        PyObject *e;
+        if (PyErr_ExceptionMatches(st->CancelledError)) {
+            /* Keep the original so the cancellation chain survives. */
+            e = tl_err_get_raised();
+            Py_XSETREF(task->cancelled_exc, e);
+            return tl_future_cancel((tl_future *)task, NULL) < 0 ? -1 : 0;
+        }
+        e = tl_err_get_raised();
+        if (e == NULL)
+            return -1;
+        r = tl_future_set_exception((tl_future *)task, e);
+        if (r == NULL) {
+            Py_DECREF(e);
+            return -1;
+        }
+        Py_DECREF(r);
+        if (PyErr_GivenExceptionMatches(e, PyExc_KeyboardInterrupt)
+            || PyErr_GivenExceptionMatches(e, PyExc_SystemExit)) {
+            /* Recorded on the task and raised out of the loop, too. */
+            tl_err_set_raised(e);
+            return -1;
+        }
+        Py_DECREF(e);
+        return 0;
+    }
+
+    default:
+        return task_handle_yield(task, result);
+    }
+}
+
+int
+tl_task_step(tl_task *task, PyObject *exc)
+{
+    tl_state *st = task->st;
+    PyObject *loop;
+    int r;
+
+    if (task->state != TL_PENDING) {
+        PyErr_Format(st->InvalidStateError, "_step(): already done: %R, %R",
+                     (PyObject *)task, exc ? exc : Py_None);
+        return -1;
+    }
+    Py_XINCREF(exc);
+    if (task->must_cancel) {
+        if (exc == NULL || !PyErr_GivenExceptionMatches(exc, st->CancelledError)) {
+            Py_XDECREF(exc);
+            exc = tl_future_make_cancelled_error((tl_future *)task);
+            if (exc == NULL)
+                return -1;
+        }
+        task->must_cancel = 0;
+    }
+    Py_CLEAR(task->fut_waiter);
+
+    Py_INCREF(task);
+    loop = Py_NewRef(task->loop);
+    if (task_call_hook_void(st->enter_task, loop, (PyObject *)task) < 0) {
+        Py_XDECREF(exc);
+        Py_DECREF(loop);
+        Py_DECREF(task);
+        return -1;
+    }
+    r = task_step_run(task, exc);
+    if (r < 0) {
+        PyObject *err = tl_err_get_raised();
+        if (task_call_hook_void(st->leave_task, loop, (PyObject *)task) < 0) {
+            /* Report the leave failure chained to what was raised. */
+            PyObject *err2 = tl_err_get_raised();
+            PyException_SetContext(err2, err);
+            err = err2;
+        }
+        tl_err_set_raised(err);
+    }
+    else {
+        r = task_call_hook_void(st->leave_task, loop, (PyObject *)task);
+    }
+    Py_DECREF(loop);
+    Py_DECREF(task);
+    return r;
+}
+
+int
+tl_task_wakeup(tl_task *task, PyObject *fut)
+{
+    tl_state *st = task->st;
+    PyObject *res;
+    int r;
+
+    if (tl_awaited_by_discard(st, fut, (PyObject *)task) < 0)
+        return -1;
+    if (TL_FUTURE_CHECK(st, fut)) {
+        r = tl_future_get_result((tl_future *)fut, &res);
+        if (r < 0) {
+            res = tl_err_get_raised();
+            r = 0;
+        }
+    }
+    else {
+        res = PyObject_CallMethodNoArgs(fut, st->str_result);
+        if (res == NULL) {
+            res = tl_err_get_raised();
+            r = 0;
+        }
+        else
+            r = 1;
+    }
+    if (r == 1) {
+        Py_DECREF(res);
+        return tl_task_step(task, NULL);
+    }
+    r = tl_task_step(task, res);
+    Py_DECREF(res);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation                                                            */
+/* ------------------------------------------------------------------ */
+
+static int
+task_eager_start(tl_task *task)
+{
+    tl_state *st = task->st;
+    PyObject *prev, *cur, *err = NULL;
+    int r;
+
+    prev = task_call_hook(st->swap_current_task, task->loop, (PyObject *)task);
+    if (prev == NULL)
+        return -1;
+    r = task_call_hook_void(st->register_eager_task, (PyObject *)task, NULL);
+    if (r == 0) {
+        PyObject *ctx = Py_NewRef(task->context);
+        if (PyContext_Enter(ctx) < 0)
+            r = -1;
+        else {
+            r = task_step_run(task, NULL);
+            if (PyContext_Exit(ctx) < 0)
+                r = -1;
+        }
+        Py_DECREF(ctx);
+        if (r < 0)
+            err = tl_err_get_raised();
+        if (task_call_hook_void(st->unregister_eager_task, (PyObject *)task,
+                                NULL) < 0) {
+            Py_XDECREF(err);
+            err = tl_err_get_raised();
+        }
+    }
+    else
+        err = tl_err_get_raised();
+    cur = task_call_hook(st->swap_current_task, task->loop, prev);
+    Py_DECREF(prev);
+    if (cur == NULL) {
+        Py_XDECREF(err);
+        return -1;
+    }
+    Py_DECREF(cur);
+    if (err != NULL) {
+        tl_err_set_raised(err);
+        return -1;
+    }
+    if (task->state != TL_PENDING) {
+        Py_CLEAR(task->coro);
+        return 0;
+    }
+    return task_call_hook_void(st->register_task, (PyObject *)task, NULL);
+}
+
+static int
+task_is_coroutine(tl_state *st, PyObject *coro)
+{
+    PyObject *r;
+    int b;
+    if (PyCoro_CheckExact(coro))
+        return 1;
+    r = PyObject_CallOneArg(st->iscoroutine, coro);
+    if (r == NULL)
+        return -1;
+    b = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return b;
+}
+
+static int
+task_loop_is_running(tl_task *task)
+{
+    PyObject *r;
+    int b;
+    if (task->tloop != NULL)
+        return task->tloop->running;
+    r = PyObject_CallMethod(task->loop, "is_running", NULL);
+    if (r == NULL)
+        return -1;
+    b = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return b;
+}
+
+static int
+task_init(tl_task *task, PyObject *coro, PyObject *loop, PyObject *name,
+          PyObject *context, int eager_start)
+{
+    tl_state *st;
+    int r;
+
+    if (tl_future_init((tl_future *)task, loop) < 0)
+        return -1;
+    st = task->st;
+    task->log_destroy_pending = 1;
+    r = task_is_coroutine(st, coro);
+    if (r <= 0) {
+        /* Nothing was started: don't complain about it when destroyed. */
+        task->log_destroy_pending = 0;
+        if (r == 0)
+            PyErr_Format(PyExc_TypeError, "a coroutine was expected, got %R",
+                         coro);
+        return -1;
+    }
+    if (context == NULL || context == Py_None) {
+        context = PyContext_CopyCurrent();
+        if (context == NULL)
+            return -1;
+    }
+    else if (!PyContext_CheckExact(context)) {
+        task->log_destroy_pending = 0;
+        PyErr_Format(PyExc_TypeError,
+                     "a contextvars.Context was expected, got %s",
+                     Py_TYPE(context)->tp_name);
+        return -1;
+    }
+    else {
+        Py_INCREF(context);
+    }
+    Py_XSETREF(task->context, context);
+    Py_XSETREF(task->coro, Py_NewRef(coro));
+    task->must_cancel = 0;
+    task->num_cancels_requested = 0;
+    Py_CLEAR(task->fut_waiter);
+    if (name == NULL || name == Py_None) {
+        Py_CLEAR(task->name);
+        task->name_id = ++st->task_name_counter;
+    }
+    else {
+        PyObject *s = PyUnicode_CheckExact(name) ? Py_NewRef(name)
+                                                 : PyObject_Str(name);
+        if (s == NULL)
+            return -1;
+        Py_XSETREF(task->name, s);
+    }
+
+    if (eager_start) {
+        r = task_loop_is_running(task);
+        if (r < 0)
+            return -1;
+        if (r) {
+            if (task_eager_start(task) < 0) {
+                task->log_destroy_pending = 0;
+                return -1;
+            }
+            return 0;
+        }
+    }
+    if (task_schedule_step(task, NULL) < 0)
+        return -1;
+    return task_call_hook_void(st->register_task, (PyObject *)task, NULL);
+}
+
+PyObject *
+tl_task_create(tl_state *st, PyObject *coro, PyObject *loop, PyObject *name,
+               PyObject *context, int eager_start)
+{
+    PyTypeObject *tp = st->TaskType;
+    tl_task *task = (tl_task *)tp->tp_alloc(tp, 0);
+    if (task == NULL)
+        return NULL;
+    task->st = st;
+    if (task_init(task, coro, loop, name, context, eager_start) < 0) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    return (PyObject *)task;
+}
+
+static PyObject *
+task_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    tl_state *st = tl_state_from_type(tp);
+    tl_task *task;
+    (void)args;
+    (void)kwds;
+    if (st == NULL)
+        return NULL;
+    task = (tl_task *)tp->tp_alloc(tp, 0);
+    if (task != NULL)
+        task->st = st;
+    return (PyObject *)task;
+}
+
+static int
+task_tp_init(tl_task *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"coro", "loop", "name", "context", "eager_start",
+                             NULL};
+    PyObject *coro, *loop = Py_None, *name = Py_None, *context = Py_None;
+    int eager = 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOOp:Task", kwlist,
+                                     &coro, &loop, &name, &context, &eager))
+        return -1;
+#else
+    kwlist[4] = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOO:Task", kwlist,
+                                     &coro, &loop, &name, &context))
+        return -1;
+#endif
+    return task_init(self, coro, loop, name, context, eager);
+}
+
+/* ------------------------------------------------------------------ */
+/* Python methods                                                      */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+task_cancel(tl_task *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"msg", NULL};
+    PyObject *msg = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:cancel", kwlist, &msg))
+        return NULL;
+    self->log_tb = 0;
+    if (self->state != TL_PENDING)
+        Py_RETURN_FALSE;
+    self->num_cancels_requested++;
+    if (self->fut_waiter != NULL) {
+        PyObject *waiter = Py_NewRef(self->fut_waiter);
+        int r = task_cancel_waiter(self->st, waiter, msg);
+        Py_DECREF(waiter);
+        if (r < 0)
+            return NULL;
+        if (r)
+            Py_RETURN_TRUE;
+    }
+    self->must_cancel = 1;
+    Py_XSETREF(self->cancel_msg, Py_NewRef(msg));
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+task_cancelling(tl_task *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(self->num_cancels_requested);
+}
+
+static PyObject *
+task_uncancel(tl_task *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->num_cancels_requested > 0) {
+        self->num_cancels_requested--;
+#if PY_VERSION_HEX >= 0x030D0000
+        if (self->num_cancels_requested == 0)
+            self->must_cancel = 0;
+#endif
+    }
+    return PyLong_FromLong(self->num_cancels_requested);
+}
+
+static PyObject *
+task_get_coro(tl_task *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->coro ? self->coro : Py_None);
+}
+
+static PyObject *
+task_get_context(tl_task *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->context ? self->context : Py_None);
+}
+
+static PyObject *
+task_get_name(tl_task *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->name == NULL) {
+        /* The default name is formatted only when someone asks. */
+        self->name = PyUnicode_FromFormat("Task-%llu", self->name_id);
+        if (self->name == NULL)
+            return NULL;
+    }
+    return Py_NewRef(self->name);
+}
+
+static PyObject *
+task_set_name(tl_task *self, PyObject *value)
+{
+    PyObject *s = PyUnicode_CheckExact(value) ? Py_NewRef(value)
+                                              : PyObject_Str(value);
+    if (s == NULL)
+        return NULL;
+    Py_XSETREF(self->name, s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+task_set_result(tl_task *self, PyObject *Py_UNUSED(arg))
+{
+    (void)self;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Task does not support set_result operation");
+    return NULL;
+}
+
+static PyObject *
+task_set_exception(tl_task *self, PyObject *Py_UNUSED(arg))
+{
+    (void)self;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Task does not support set_exception operation");
+    return NULL;
+}
+
+static PyObject *
+task_get_stack(tl_task *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"limit", NULL};
+    PyObject *limit = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$O:get_stack", kwlist,
+                                     &limit))
+        return NULL;
+    return PyObject_CallFunctionObjArgs(self->st->task_get_stack, self, limit,
+                                        NULL);
+}
+
+static PyObject *
+task_print_stack(tl_task *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"limit", "file", NULL};
+    PyObject *limit = Py_None, *file = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OO:print_stack", kwlist,
+                                     &limit, &file))
+        return NULL;
+    return PyObject_CallFunctionObjArgs(self->st->task_print_stack, self,
+                                        limit, file, NULL);
+}
+
+/* The callables used on foreign loops: _step(exc=None) and _wakeup(fut). */
+static PyObject *
+task_step_py(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *exc = nargs > 0 && args[0] != Py_None ? args[0] : NULL;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "_step() takes at most 1 argument");
+        return NULL;
+    }
+    if (tl_task_step((tl_task *)self, exc) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+task_wakeup_py(PyObject *self, PyObject *fut)
+{
+    if (tl_task_wakeup((tl_task *)self, fut) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef task_step_def = {
+    "_step", (PyCFunction)(void (*)(void))task_step_py, METH_FASTCALL, NULL};
+static PyMethodDef task_wakeup_def = {
+    "task_wakeup", (PyCFunction)task_wakeup_py, METH_O, NULL};
+
+static PyObject *
+task_repr(tl_task *self)
+{
+    PyObject *r;
+    if (self->loop == NULL)
+        return PyUnicode_FromFormat("<%s (uninitialized)>",
+                                    _PyType_Name(Py_TYPE(self)));
+    r = PyObject_CallOneArg(self->st->task_repr, (PyObject *)self);
+#if PY_VERSION_HEX < 0x030C0000
+    if (r != NULL && PyList_Check(r)) {
+        PyObject *sep = PyUnicode_FromString(" ");
+        PyObject *j = sep ? PyUnicode_Join(sep, r) : NULL;
+        Py_XDECREF(sep);
+        Py_DECREF(r);
+        if (j == NULL)
+            return NULL;
+        r = PyUnicode_FromFormat("<%s %U>", _PyType_Name(Py_TYPE(self)), j);
+        Py_DECREF(j);
+    }
+#endif
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Attributes                                                          */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+task_get_log_destroy_pending(tl_task *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->log_destroy_pending);
+}
+
+static int
+task_set_log_destroy_pending(tl_task *self, PyObject *v, void *Py_UNUSED(c))
+{
+    int b;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    b = PyObject_IsTrue(v);
+    if (b < 0)
+        return -1;
+    self->log_destroy_pending = (unsigned char)b;
+    return 0;
+}
+
+static PyObject *
+task_get_must_cancel(tl_task *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->must_cancel);
+}
+
+static PyObject *
+task_get_coro_attr(tl_task *self, void *Py_UNUSED(c))
+{
+    return task_get_coro(self, NULL);
+}
+
+static PyObject *
+task_get_fut_waiter(tl_task *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->fut_waiter ? self->fut_waiter : Py_None);
+}
+
+static PyObject *
+task_get_num_cancels(tl_task *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLong(self->num_cancels_requested);
+}
+
+static PyObject *
+task_get_context_attr(tl_task *self, void *Py_UNUSED(c))
+{
+    return task_get_context(self, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                           */
+/* ------------------------------------------------------------------ */
+
+static int
+task_traverse(tl_task *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->coro);
+    Py_VISIT(self->context);
+    Py_VISIT(self->fut_waiter);
+    Py_VISIT(self->name);
+    return tl_future_traverse((tl_future *)self, visit, arg);
+}
+
+static int
+task_clear(tl_task *self)
+{
+    Py_CLEAR(self->coro);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->fut_waiter);
+    Py_CLEAR(self->name);
+    tl_future_clear((tl_future *)self);
+    return 0;
+}
+
+static void
+task_finalize(PyObject *self)
+{
+    tl_task *task = (tl_task *)self;
+    if (task->state == TL_PENDING && task->log_destroy_pending
+        && task->loop != NULL) {
+        PyObject *exc = tl_err_get_raised();
+        PyObject *context = PyDict_New();
+        PyObject *msg = PyUnicode_FromString(
+            "Task was destroyed but it is pending!");
+        task->log_destroy_pending = 0;
+        if (context != NULL && msg != NULL
+            && PyDict_SetItemString(context, "task", self) == 0
+            && PyDict_SetItemString(context, "message", msg) == 0
+            && (task->source_traceback == NULL
+                || PyDict_SetItemString(context, "source_traceback",
+                                        task->source_traceback) == 0)) {
+            if (tl_call_exception_handler(task->st, task->loop, context) < 0)
+                PyErr_WriteUnraisable(self);
+        }
+        else {
+            Py_XDECREF(context);
+            PyErr_WriteUnraisable(self);
+        }
+        Py_XDECREF(msg);
+        if (exc != NULL)
+            tl_err_set_raised(exc);
+    }
+    tl_future_finalize(self);
+}
+
+static void
+task_dealloc(tl_task *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
+        return;     /* resurrected */
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    task_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef task_methods[] = {
+    {"cancel", (PyCFunction)(void (*)(void))task_cancel,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"cancelling", (PyCFunction)task_cancelling, METH_NOARGS, NULL},
+    {"uncancel", (PyCFunction)task_uncancel, METH_NOARGS, NULL},
+    {"get_coro", (PyCFunction)task_get_coro, METH_NOARGS, NULL},
+    {"get_context", (PyCFunction)task_get_context, METH_NOARGS, NULL},
+    {"get_name", (PyCFunction)task_get_name, METH_NOARGS, NULL},
+    {"set_name", (PyCFunction)task_set_name, METH_O, NULL},
+    {"set_result", (PyCFunction)task_set_result, METH_O, NULL},
+    {"set_exception", (PyCFunction)task_set_exception, METH_O, NULL},
+    {"get_stack", (PyCFunction)(void (*)(void))task_get_stack,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"print_stack", (PyCFunction)(void (*)(void))task_print_stack,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef task_getset[] = {
+    {"_log_destroy_pending", (getter)task_get_log_destroy_pending,
+     (setter)task_set_log_destroy_pending, NULL, NULL},
+    {"_must_cancel", (getter)task_get_must_cancel, NULL, NULL, NULL},
+    {"_coro", (getter)task_get_coro_attr, NULL, NULL, NULL},
+    {"_fut_waiter", (getter)task_get_fut_waiter, NULL, NULL, NULL},
+    {"_num_cancels_requested", (getter)task_get_num_cancels, NULL, NULL, NULL},
+    {"_context", (getter)task_get_context_attr, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyType_Slot task_slots[] = {
+    {Py_tp_new, task_tp_new},
+    {Py_tp_init, task_tp_init},
+    {Py_tp_dealloc, task_dealloc},
+    {Py_tp_traverse, task_traverse},
+    {Py_tp_clear, task_clear},
+    {Py_tp_finalize, task_finalize},
+    {Py_tp_repr, task_repr},
+    {Py_tp_methods, task_methods},
+    {Py_tp_getset, task_getset},
+    {Py_tp_doc, "A coroutine wrapped in a Future."},
+    {0, NULL},
+};
+
+static PyType_Spec task_spec = {
+    "turboloop._core.Task", sizeof(tl_task), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    task_slots,
+};
+
+int
+tl_task_init_type(PyObject *mod, tl_state *st)
+{
+    return tl_add_type(mod, &task_spec, (PyObject *)st->FutureType,
+                       &st->TaskType);
+}

@@ -1,0 +1,304 @@
+/* tl.h -- what the Python-facing files of turboloop._core share.
+ *
+ * Module state (the types and the asyncio objects we cache), the object
+ * layouts other files need to see, and small compatibility shims over the
+ * public C API of CPython 3.11 - 3.15.  Cross-file functions carry the tl_
+ * prefix; file-local ones are static and prefixed by their file.
+ */
+#ifndef TL_H
+#define TL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>     /* PyMemberDef constants on 3.11 */
+#include <stdint.h>
+
+#include "config.h"
+#include "poller.h"
+#include "ring.h"
+#include "timerheap.h"
+
+/* ------------------------------------------------------------------ */
+/* Compatibility shims                                                 */
+/* ------------------------------------------------------------------ */
+
+#if PY_VERSION_HEX < 0x030C0000
+static inline PyObject *
+tl_err_get_raised(void)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (t == NULL)
+        return NULL;
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL)
+        PyException_SetTraceback(v, tb);
+    Py_DECREF(t);
+    Py_XDECREF(tb);
+    return v;
+}
+static inline void
+tl_err_set_raised(PyObject *exc)
+{
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc,
+                  PyException_GetTraceback(exc));
+}
+#else
+#  define tl_err_get_raised() PyErr_GetRaisedException()
+#  define tl_err_set_raised(e) PyErr_SetRaisedException(e)
+#endif
+
+/* Look up an attribute; 1 found, 0 missing (no error set), -1 error. */
+static inline int
+tl_getattr_opt(PyObject *obj, PyObject *name, PyObject **res)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyObject_GetOptionalAttr(obj, name, res);
+#else
+    *res = PyObject_GetAttr(obj, name);
+    if (*res != NULL)
+        return 1;
+    if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* Module state                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef struct tl_state {
+    PyTypeObject *LoopType;
+    PyTypeObject *HandleType;
+    PyTypeObject *TimerHandleType;
+    PyTypeObject *FutureType;
+    PyTypeObject *FutureIterType;
+    PyTypeObject *TaskType;
+
+    /* asyncio objects, imported once when the module is executed. */
+    PyObject *CancelledError;
+    PyObject *InvalidStateError;
+    PyObject *get_event_loop;          /* asyncio.events.get_event_loop */
+    PyObject *get_running_loop;        /* asyncio.events._get_running_loop */
+    PyObject *iscoroutine;             /* asyncio.coroutines.iscoroutine */
+    PyObject *enter_task;              /* asyncio.tasks._enter_task ... */
+    PyObject *leave_task;
+    PyObject *register_task;
+    PyObject *unregister_task;
+    PyObject *register_eager_task;     /* NULL before 3.12 */
+    PyObject *unregister_eager_task;   /* NULL before 3.12 */
+    PyObject *swap_current_task;       /* NULL before 3.12 */
+    PyObject *future_repr;             /* base_futures._future_repr(_info) */
+    PyObject *task_repr;               /* base_tasks._task_repr(_info) */
+    PyObject *task_get_stack;          /* base_tasks._task_get_stack */
+    PyObject *task_print_stack;        /* base_tasks._task_print_stack */
+    PyObject *extract_stack;           /* format_helpers.extract_stack */
+    PyObject *format_callback_source;  /* format_helpers._format_callback_source */
+    PyObject *add_to_awaited_by;       /* futures.future_add_to_awaited_by, 3.14+ */
+    PyObject *discard_from_awaited_by; /* futures.future_discard_from_awaited_by */
+
+    /* Interned attribute names. */
+    PyObject *str_throw;
+    PyObject *str_add_done_callback;
+    PyObject *str_cancel;
+    PyObject *str_call_soon;
+    PyObject *str_call_exception_handler;
+    PyObject *str_callback_error;      /* Loop._callback_error */
+    PyObject *str_log_slow_callback;   /* Loop._log_slow_callback */
+    PyObject *str_blocking;            /* _asyncio_future_blocking */
+    PyObject *str_get_loop;
+    PyObject *str_loop;                /* _loop */
+    PyObject *str_result;
+    PyObject *str_get_debug;
+    PyObject *str_context;             /* "context" keyword */
+    PyObject *str_msg;                 /* "msg" keyword */
+    PyObject *kw_context;              /* ("context",) for vectorcall */
+    PyObject *kw_msg;                  /* ("msg",) */
+
+    unsigned long long task_name_counter;
+    int format_source_has_debug;       /* 3.13+: debug= keyword */
+} tl_state;
+
+extern PyModuleDef tl_module_def;
+
+static inline tl_state *
+tl_state_from_type(PyTypeObject *tp)
+{
+    PyObject *mod = PyType_GetModuleByDef(tp, &tl_module_def);
+    return mod ? (tl_state *)PyModule_GetState(mod) : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Object layouts shared between files                                 */
+/* ------------------------------------------------------------------ */
+
+/* Ready-queue entry kinds; the meaning of a, b, c per kind.  Every pointer
+ * stored in the ring is a strong reference owned by the ring. */
+enum {
+    TL_EV_HANDLE = 1,    /* a: Handle */
+    TL_EV_CALLBACK,      /* a: callable, b: its single argument, c: Context */
+    TL_EV_TASK_STEP,     /* a: Task, b: exception to throw in, or NULL */
+    TL_EV_TASK_WAKEUP,   /* a: Task, b: the future it waited for */
+};
+
+typedef struct tl_fdwatch {
+    PyObject *reader;    /* Handle or NULL */
+    PyObject *writer;    /* Handle or NULL */
+    unsigned mask;       /* interest currently registered with the poller */
+} tl_fdwatch;
+
+typedef struct tl_loop {
+    PyObject_HEAD
+    tl_state *st;
+    tl_poller *poller;
+    tl_ring ready;
+    tl_timerheap timers;          /* data: TimerHandle, strong reference */
+    uint64_t timer_seq;
+    Py_ssize_t timer_cancelled;   /* cancelled handles still in the heap */
+    tl_fdwatch *fds;
+    int nfds;                     /* length of fds */
+    int wakeup_fd;                /* eventfd (or pipe read end), -1 if none */
+    int wakeup_wfd;               /* where other threads write; may equal wakeup_fd */
+    unsigned long thread_id;      /* thread running the loop, 0 when stopped */
+    char closed;
+    char stopping;
+    char running;
+    char polling;                 /* inside poll with the GIL released */
+    char debug;
+    double slow_callback_duration;
+    PyObject *task_factory;
+    PyObject *weakreflist;
+    /* Counters for observability. */
+    unsigned long long n_iterations;
+    unsigned long long n_callbacks;
+    long long poll_ns;
+    long long run_ns;
+} tl_loop;
+
+typedef struct tl_handle {
+    PyObject_HEAD
+    PyObject *callback;
+    PyObject *args;               /* tuple */
+    PyObject *context;
+    PyObject *loop;
+    PyObject *source_traceback;
+    PyObject *repr;               /* repr kept at cancel time in debug mode */
+    PyObject *weakreflist;
+    double when;                  /* TimerHandle only */
+    char cancelled;
+    char scheduled;               /* TimerHandle sitting in a loop's heap */
+} tl_handle;
+
+/* A done callback: fn(future) run in ctx.  When ctx is NULL, fn is a Task
+ * waiting on the future and the entry is that task's internal wake-up. */
+typedef struct tl_callback {
+    PyObject *fn;
+    PyObject *ctx;
+} tl_callback;
+
+enum { TL_PENDING = 0, TL_CANCELLED = 1, TL_FINISHED = 2 };
+
+#define TL_FUTURE_HEAD                                                     \
+    PyObject_HEAD                                                          \
+    tl_state *st;                                                          \
+    PyObject *loop;                                                        \
+    tl_loop *tloop;       /* loop, when it is a turboloop loop; borrowed */ \
+    PyObject *result;                                                      \
+    PyObject *exception;                                                   \
+    PyObject *exception_tb;                                                \
+    PyObject *cancel_msg;                                                  \
+    PyObject *cancelled_exc;                                               \
+    PyObject *source_traceback;                                            \
+    PyObject *awaited_by;  /* a waiter, or a set of them (3.14+) */        \
+    tl_callback cb0;       /* the first callback, stored inline */         \
+    tl_callback *cbs;      /* the others */                                \
+    Py_ssize_t ncbs, cbs_cap;                                              \
+    PyObject *dict;                                                        \
+    PyObject *weakreflist;                                                 \
+    unsigned char state;                                                   \
+    unsigned char blocking;                                                \
+    unsigned char log_tb;
+
+typedef struct tl_future {
+    TL_FUTURE_HEAD
+} tl_future;
+
+typedef struct tl_task {
+    TL_FUTURE_HEAD
+    unsigned char must_cancel;
+    unsigned char log_destroy_pending;
+    int num_cancels_requested;
+    PyObject *coro;
+    PyObject *context;
+    PyObject *fut_waiter;
+    PyObject *name;               /* str, or NULL while the default name is unformatted */
+    unsigned long long name_id;
+} tl_task;
+
+#define TL_LOOP_CHECK(st, o)  PyObject_TypeCheck((o), (st)->LoopType)
+#define TL_FUTURE_CHECK(st, o) PyObject_TypeCheck((o), (st)->FutureType)
+#define TL_TASK_CHECK(st, o)  PyObject_TypeCheck((o), (st)->TaskType)
+
+/* ------------------------------------------------------------------ */
+/* Cross-file functions                                                */
+/* ------------------------------------------------------------------ */
+
+/* module.c */
+int tl_add_type(PyObject *mod, PyType_Spec *spec, PyObject *base,
+                PyTypeObject **out);
+
+/* handle.c */
+int tl_handle_init_types(PyObject *mod, tl_state *st);
+PyObject *tl_handle_new(tl_state *st, PyTypeObject *tp, PyObject *callback,
+                        PyObject *args, PyObject *loop, PyObject *context,
+                        double when);
+/* Run the handle's callback in its context; 0, or -1 with the error set
+ * (the caller reports it). */
+int tl_handle_run(tl_handle *h);
+void tl_handle_release(tl_handle *h);   /* drop callback, args */
+PyObject *tl_format_callback_source(tl_state *st, PyObject *cb,
+                                    PyObject *args, int debug);
+
+/* loop.c */
+int tl_loop_init_type(PyObject *mod, tl_state *st);
+/* Queue an entry; steals the references in a, b, c on success and on
+ * failure.  Raises if the loop is closed. */
+int tl_loop_push(tl_loop *loop, int kind, PyObject *a, PyObject *b, PyObject *c);
+int tl_loop_check_thread(tl_loop *loop);
+/* Schedule fn(arg) in ctx on any loop: straight into the ring of a turboloop
+ * loop, through loop.call_soon(fn, arg, context=ctx) on any other. */
+int tl_call_soon(tl_state *st, PyObject *loop, tl_loop *tloop, PyObject *fn,
+                 PyObject *arg, PyObject *ctx);
+/* loop.call_exception_handler(context); steals context. */
+int tl_call_exception_handler(tl_state *st, PyObject *loop, PyObject *context);
+
+/* future.c */
+int tl_future_init_types(PyObject *mod, tl_state *st);
+int tl_future_init(tl_future *fut, PyObject *loop);
+int tl_future_schedule_callbacks(tl_future *fut);
+PyObject *tl_future_set_result(tl_future *fut, PyObject *res);
+PyObject *tl_future_set_exception(tl_future *fut, PyObject *exc);
+int tl_future_cancel(tl_future *fut, PyObject *msg);
+PyObject *tl_future_make_cancelled_error(tl_future *fut);
+/* 1 with *res a new reference to the result, 0 with *res the exception to
+ * raise (new reference), -1 on error. */
+int tl_future_get_result(tl_future *fut, PyObject **res);
+int tl_future_add_callback(tl_future *fut, PyObject *fn, PyObject *ctx);
+int tl_future_traverse(tl_future *fut, visitproc visit, void *arg);
+void tl_future_clear(tl_future *fut);
+void tl_future_finalize(PyObject *self);
+/* Call graph bookkeeping (3.14+); no-ops elsewhere. */
+int tl_awaited_by_add(tl_state *st, PyObject *fut, PyObject *waiter);
+int tl_awaited_by_discard(tl_state *st, PyObject *fut, PyObject *waiter);
+
+/* task.c */
+int tl_task_init_type(PyObject *mod, tl_state *st);
+/* Entry points for the loop's ready queue. */
+int tl_task_step(tl_task *task, PyObject *exc);
+int tl_task_wakeup(tl_task *task, PyObject *fut);
+PyObject *tl_task_wakeup_callable(tl_task *task);
+
+#endif /* TL_H */

@@ -1,0 +1,66 @@
+"""Build script for turboloop's C core.
+
+Environment switches:
+
+  TURBOLOOP_DEBUG=1      -O0 -g, assertions on (NDEBUG undefined)
+  TURBOLOOP_SANITIZE=1   debug build plus AddressSanitizer and UBSan; run the
+                         interpreter with LD_PRELOAD=$(gcc -print-file-name=libasan.so)
+  TURBOLOOP_COVERAGE=1   debug build plus gcov instrumentation
+  TURBOLOOP_WERROR=1     turn compiler warnings into errors (CI uses this)
+"""
+
+import glob
+import os
+import sys
+
+from setuptools import Extension, setup
+
+
+def _flag(name):
+    return os.environ.get(name, "") not in ("", "0")
+
+
+sources = sorted(glob.glob(os.path.join("csrc", "*.c")))
+# The substrate's own C tests live in csrc/test/ and are not part of the module.
+
+extra_compile_args = ["-std=c17", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
+                      "-Wno-cast-function-type", "-fno-strict-aliasing"]
+extra_link_args = []
+undef_macros = []
+define_macros = []
+
+debug = _flag("TURBOLOOP_DEBUG") or _flag("TURBOLOOP_SANITIZE") or _flag("TURBOLOOP_COVERAGE")
+if debug:
+    extra_compile_args += ["-O0", "-g3"]
+    undef_macros.append("NDEBUG")
+    define_macros.append(("TL_DEBUG", "1"))
+else:
+    extra_compile_args += ["-O2"]
+if _flag("TURBOLOOP_SANITIZE"):
+    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+           "-fno-sanitize-recover=undefined"]
+    extra_compile_args += san
+    extra_link_args += san
+if _flag("TURBOLOOP_COVERAGE"):
+    extra_compile_args += ["--coverage"]
+    extra_link_args += ["--coverage"]
+if _flag("TURBOLOOP_WERROR"):
+    extra_compile_args.append("-Werror")
+
+if not sys.platform.startswith("linux") and sys.platform != "darwin" and "bsd" not in sys.platform:
+    raise SystemExit("turboloop supports POSIX systems only")
+
+setup(
+    ext_modules=[
+        Extension(
+            "turboloop._core",
+            sources=sources,
+            include_dirs=["csrc"],
+            depends=sorted(glob.glob(os.path.join("csrc", "*.h"))),
+            extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
+            define_macros=define_macros,
+            undef_macros=undef_macros,
+        )
+    ],
+)
