@@ -255,9 +255,7 @@ handle_cancel(tl_handle *h, PyObject *Py_UNUSED(ignored))
         return NULL;
     if (debug) {
         /* Keep a repr that still names the callback, for debugging. */
-        h->cancelled = 0;
         PyObject *r = handle_repr(h);
-        h->cancelled = 1;
         if (r == NULL)
             return NULL;
         Py_XSETREF(h->repr, r);

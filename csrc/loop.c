@@ -817,7 +817,8 @@ loop_call_later(tl_loop *self, PyObject *const *args, size_t nargsf,
     }
     if (loop_as_double(args[0], "delay", &delay) < 0)
         return NULL;
-    return loop_schedule_timer(self, "call_later",
+    /* asyncio.call_later() delegates to call_at(), and says so in errors. */
+    return loop_schedule_timer(self, "call_at",
                                (double)loop_now_ns() / 1e9 + delay, args,
                                nargs, kwnames);
 }

@@ -356,7 +356,7 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):
 
     def set_default_executor(self, executor):
         if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-            raise TypeError("executor must be ThreadPoolExecutor")
+            raise TypeError("executor must be ThreadPoolExecutor instance")
         self._default_executor = executor
 
     async def shutdown_default_executor(self, timeout=None):
@@ -394,7 +394,11 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0,
                           flags=0):
         if _is_numeric_address(host, port):
-            # Nothing to resolve: answer without a round trip to a thread.
+            # Nothing to resolve: answer without a round trip to a thread
+            # (but fail where the executor would).
+            self._check_closed()
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
             return socket.getaddrinfo(host, port, family, type, proto, flags)
         return await self.run_in_executor(None, socket.getaddrinfo, host,
                                           port, family, type, proto, flags)
