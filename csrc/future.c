@@ -409,8 +409,7 @@ future_result(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *res;
     int r;
-    if (future_ensure_alive(self) < 0)
-        return NULL;
+    /* No liveness check: an uninitialised future is simply not done. */
     r = tl_future_get_result(self, &res);
     if (r < 0)
         return NULL;
@@ -424,8 +423,6 @@ future_result(tl_future *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 future_exception(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
-    if (future_ensure_alive(self) < 0)
-        return NULL;
     if (self->state == TL_CANCELLED) {
         PyObject *exc = tl_future_make_cancelled_error(self);
         if (exc != NULL)
@@ -471,16 +468,12 @@ future_cancel_py(tl_future *self, PyObject *args, PyObject *kwds)
 static PyObject *
 future_cancelled(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
-    if (future_ensure_alive(self) < 0)
-        return NULL;
     return PyBool_FromLong(self->state == TL_CANCELLED);
 }
 
 static PyObject *
 future_done(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
-    if (future_ensure_alive(self) < 0)
-        return NULL;
     return PyBool_FromLong(self->state != TL_PENDING);
 }
 

@@ -111,8 +111,9 @@ task_cancel_waiter(tl_state *st, PyObject *fut, PyObject *msg)
         return tl_future_cancel((tl_future *)fut, msg);
     argv[0] = fut;
     argv[1] = msg ? msg : Py_None;
+    /* fut.cancel(msg=msg): one positional (self), one keyword. */
     r = PyObject_VectorcallMethod(st->str_cancel, argv,
-                                  2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                  1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                   st->kw_msg);
     if (r == NULL)
         return -1;
