@@ -208,7 +208,7 @@ tl_future_get_result(tl_future *fut, PyObject **res)
         return *res ? 0 : -1;
     }
     if (fut->state != TL_FINISHED) {
-        PyErr_SetString(fut->st->InvalidStateError, "Result is not ready.");
+        PyErr_SetString(fut->st->InvalidStateError, "Result is not set.");
         return -1;
     }
     fut->log_tb = 0;
