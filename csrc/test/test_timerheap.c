@@ -1,0 +1,70 @@
+/* Timer heap: ordering by deadline, FIFO for equal deadlines, filtering. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../timerheap.h"
+#include "check.h"
+
+static int
+keep_odd(void *data, void *arg)
+{
+    (void)arg;
+    return ((intptr_t)data & 1) != 0;
+}
+
+int
+main(void)
+{
+    tl_timerheap h;
+    tl_timer t;
+    uint64_t seq = 0;
+    int64_t last;
+    int ok;
+
+    tl_timerheap_init(&h);
+    CHECK(tl_timerheap_peek(&h) == NULL);
+    CHECK(tl_timerheap_pop(&h, &t) == 0);
+
+    /* Random deadlines come out sorted. */
+    srand(42);
+    for (intptr_t i = 0; i < 10000; i++)
+        CHECK(tl_timerheap_push(&h, rand() % 1000, seq++, (void *)i) == 0);
+    CHECK(tl_timerheap_len(&h) == 10000);
+    last = -1;
+    ok = 1;
+    uint64_t last_seq = 0;
+    while (tl_timerheap_pop(&h, &t)) {
+        if (t.when < last || (t.when == last && t.seq < last_seq))
+            ok = 0;
+        last = t.when;
+        last_seq = t.seq;
+    }
+    CHECK(ok);
+
+    /* Equal deadlines pop in insertion order. */
+    for (intptr_t i = 0; i < 100; i++)
+        tl_timerheap_push(&h, 7, seq++, (void *)i);
+    ok = 1;
+    for (intptr_t i = 0; i < 100; i++) {
+        tl_timerheap_pop(&h, &t);
+        if ((intptr_t)t.data != i)
+            ok = 0;
+    }
+    CHECK(ok);
+
+    /* Filtering keeps the heap property and drops what it should. */
+    for (intptr_t i = 0; i < 1000; i++)
+        tl_timerheap_push(&h, 1000 - i, seq++, (void *)i);
+    tl_timerheap_filter(&h, keep_odd, NULL);
+    CHECK(tl_timerheap_len(&h) == 500);
+    last = -1;
+    ok = 1;
+    while (tl_timerheap_pop(&h, &t)) {
+        if (t.when < last || ((intptr_t)t.data & 1) == 0)
+            ok = 0;
+        last = t.when;
+    }
+    CHECK(ok);
+    tl_timerheap_free(&h);
+    return check_report("timerheap");
+}
