@@ -624,7 +624,6 @@ future_await(tl_future *self)
     it = PyObject_GC_New(tl_futureiter, self->st->FutureIterType);
     if (it == NULL)
         return NULL;
-    Py_INCREF(self->st->FutureIterType);
     it->fut = (tl_future *)Py_NewRef(self);
     PyObject_GC_Track(it);
     return (PyObject *)it;

@@ -94,14 +94,13 @@ tl_handle_new(tl_state *st, PyTypeObject *tp, PyObject *callback,
             Py_DECREF(args);
             Py_DECREF(loop);
             PyObject_GC_Del(h);
+            Py_DECREF(tp);      /* taken by PyObject_GC_New */
             return NULL;
         }
     }
     else {
         h->context = Py_NewRef(context);
     }
-    /* Py_TYPE(h) holds a reference for heap types. */
-    Py_INCREF(tp);
     PyObject_GC_Track(h);
     if (TL_LOOP_CHECK(st, loop) && ((tl_loop *)loop)->debug) {
         if (handle_capture_traceback(st, h) < 0) {
