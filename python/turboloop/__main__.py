@@ -9,9 +9,12 @@ get turboloop loops (through the event loop policy); sys.argv, sys.path[0]
 and __main__ are set as the interpreter itself would set them.
 """
 
+import builtins
+import io
 import os
 import runpy
 import sys
+import types
 
 USAGE = """\
 usage: python -m turboloop [-h] (script.py | -m module | -c code) [args ...]
@@ -39,14 +42,9 @@ def main(argv=None):
         if len(args) < 2:
             sys.stderr.write("Argument expected for the -c option\n")
             return 2
-        code = args[1]
-        sys.argv = ["-c"] + args[2:]
         sys.path.insert(0, "")
-        main_mod = sys.modules["__main__"]
-        namespace = {"__name__": "__main__", "__builtins__": __builtins__,
-                     "__doc__": None, "__spec__": None,
-                     "__loader__": main_mod.__dict__.get("__loader__")}
-        exec(compile(code, "<string>", "exec"), namespace)
+        _run_as_main(compile(args[1], "<string>", "exec"), ["-c"] + args[2:],
+                     None)
         return 0
     if first == "-m":
         if len(args) < 2:
@@ -59,12 +57,27 @@ def main(argv=None):
     if first.startswith("-"):
         sys.stderr.write(f"unknown option {first}\n{USAGE}")
         return 2
-    sys.argv = args
-    # As for `python script.py`: the script's directory comes first.
-    sys.path[0] = os.path.dirname(os.path.abspath(first))
-    runpy.run_path(first, run_name="__main__")
+    # As for `python script.py`: __file__ is absolute, sys.argv[0] is as
+    # given, and the script's directory comes first on sys.path.
+    path = os.path.abspath(first)
+    with io.open_code(path) as f:
+        source = f.read()
+    sys.path[0] = os.path.dirname(path)
+    _run_as_main(compile(source, path, "exec"), args, path)
     return 0
 
+
+def _run_as_main(code, argv, filename):
+    """Execute code in a fresh module installed as sys.modules['__main__'],
+    so that pickle, multiprocessing and friends find what it defines."""
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    main.__spec__ = None
+    if filename is not None:
+        main.__file__ = filename
+    sys.modules["__main__"] = main
+    sys.argv = argv
+    exec(code, main.__dict__)
 
 if __name__ == "__main__":
     sys.exit(main())
