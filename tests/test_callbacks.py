@@ -1,0 +1,528 @@
+"""call_soon, call_later, call_at, call_soon_threadsafe: ordering, handles,
+contexts and thread wake-ups."""
+
+import asyncio
+import contextvars
+import functools
+import random
+import threading
+import time
+
+import pytest
+
+from support import PY
+
+var = contextvars.ContextVar("var", default="default")
+
+
+def noop(*args):
+    pass
+
+
+def run_briefly(loop):
+    """Run the loop until everything ready now (and what that schedules
+    with call_soon) has run."""
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+# -- handle types ----------------------------------------------------------------
+
+
+def test_call_soon_returns_handle(kind, loop):
+    handle = loop.call_soon(noop)
+    assert isinstance(handle, kind.Handle)
+    assert not isinstance(handle, kind.TimerHandle)
+    assert not handle.cancelled()
+    loop.close()
+
+
+@pytest.mark.parametrize("delay", [0, 0.0, -1, -0.5, 0.01, 3600])
+def test_call_later_returns_timer_handle_for_every_delay(kind, loop, delay):
+    before = loop.time()
+    handle = loop.call_later(delay, noop)
+    after = loop.time()
+    assert isinstance(handle, kind.TimerHandle)
+    assert isinstance(handle, kind.Handle)
+    assert before + delay <= handle.when() <= after + delay
+    handle.cancel()
+    loop.close()
+
+
+def test_call_at_returns_timer_handle_with_exact_when(kind, loop):
+    when = loop.time() + 0.25
+    handle = loop.call_at(when, noop)
+    assert isinstance(handle, kind.TimerHandle)
+    assert handle.when() == when
+    assert isinstance(handle.when(), float)
+    handle.cancel()
+    past = loop.call_at(123.5, noop)
+    assert past.when() == 123.5
+    past.cancel()
+    loop.close()
+
+
+def test_call_later_and_call_at_reject_none(loop):
+    with pytest.raises(TypeError):
+        loop.call_later(None, noop)
+    with pytest.raises(TypeError):
+        loop.call_at(None, noop)
+    loop.close()
+
+
+def test_call_soon_threadsafe_returns_handle(kind, loop):
+    handle = loop.call_soon_threadsafe(noop)
+    assert isinstance(handle, kind.Handle)
+    assert not isinstance(handle, kind.TimerHandle)
+    loop.close()
+
+
+def test_timer_handle_comparisons(loop):
+    t = loop.time()
+    early = loop.call_at(t + 10, noop)
+    late = loop.call_at(t + 20, noop)
+    assert early < late
+    assert early <= late
+    assert late > early
+    assert late >= early
+    assert early == early
+    assert early != late
+    assert sorted([late, early]) == [early, late]
+    early.cancel()
+    late.cancel()
+    loop.close()
+
+
+# -- reprs ---------------------------------------------------------------------
+#
+# The expected strings come from asyncio's own Handle classes built on the same
+# loop, so the comparison holds for every Python version's format.
+
+
+def _expected_handle_repr(loop, callback, args):
+    return repr(asyncio.Handle(callback, args, loop))
+
+
+def _expected_timer_repr(loop, when, callback, args):
+    return repr(asyncio.TimerHandle(when, callback, args, loop))
+
+
+@pytest.mark.parametrize(
+    "callback, args",
+    [
+        (noop, ()),
+        (noop, (1, "two", None)),
+        (functools.partial(noop, 1), (2,)),
+        (print, ()),
+        (lambda: None, ()),
+    ],
+    ids=["function", "args", "partial", "builtin", "lambda"],
+)
+def test_handle_repr(loop, callback, args):
+    handle = loop.call_soon(callback, *args)
+    assert repr(handle) == _expected_handle_repr(loop, callback, args)
+    timer = loop.call_at(1000.0, callback, *args)
+    assert repr(timer) == _expected_timer_repr(loop, 1000.0, callback, args)
+    handle.cancel()
+    timer.cancel()
+    loop.close()
+
+
+def test_cancelled_handle_repr(loop):
+    handle = loop.call_soon(noop)
+    handle.cancel()
+    assert repr(handle) == "<Handle cancelled>"
+    timer = loop.call_at(1000.0, noop)
+    timer.cancel()
+    assert repr(timer) == "<TimerHandle cancelled when=1000.0>"
+    loop.close()
+
+
+# -- running and ordering ------------------------------------------------------
+
+
+def test_call_soon_runs_in_fifo_order_with_args(loop):
+    calls = []
+    for i in range(100):
+        loop.call_soon(calls.append, i)
+    run_briefly(loop)
+    assert calls == list(range(100))
+    loop.close()
+
+
+def test_call_soon_with_keyword_style_args_via_partial(loop):
+    calls = []
+    loop.call_soon(functools.partial(calls.append, "x"))
+    run_briefly(loop)
+    assert calls == ["x"]
+    loop.close()
+
+
+def test_callbacks_scheduled_while_running_run_next_iteration(loop):
+    calls = []
+
+    def a():
+        calls.append("a")
+        loop.call_soon(calls.append, "a2")
+
+    loop.call_soon(a)
+    loop.call_soon(calls.append, "b")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert calls == ["a", "b"]
+    run_briefly(loop)
+    assert calls == ["a", "b", "a2"]
+    loop.close()
+
+
+def test_due_timers_run_after_ready_callbacks_of_the_same_iteration(loop):
+    # asyncio's _run_once appends due timers to the ready queue after the
+    # callbacks already in it, then runs them all in one batch.
+    calls = []
+    loop.call_soon(calls.append, "soon 1")
+    loop.call_later(0, calls.append, "later 0")
+    loop.call_soon(calls.append, "soon 2")
+    loop.call_later(-1, calls.append, "later -1")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert calls == ["soon 1", "soon 2", "later -1", "later 0"]
+    loop.close()
+
+
+def test_callback_scheduling_from_a_callback(loop):
+    calls = []
+
+    def first():
+        calls.append("first")
+        loop.call_later(0, calls.append, "later 0")
+        loop.call_soon(calls.append, "soon")
+
+    loop.call_soon(first)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == ["first", "soon", "later 0"]
+    loop.close()
+
+
+def _fifo_ties_promised(kind):
+    # asyncio keeps timers in a heapq ordered by deadline alone, which does not
+    # keep insertion order among equal deadlines.  turboloop orders its heap by
+    # (deadline, sequence) and promises FIFO; on asyncio only the deadline
+    # order is checked.
+    return kind.is_turboloop
+
+
+def test_equal_deadline_timers_fire_together(kind, loop):
+    calls = []
+    when = loop.time()
+    for i in range(50):
+        loop.call_at(when, calls.append, i)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert sorted(calls) == list(range(50))
+    if _fifo_ties_promised(kind):
+        assert calls == list(range(50))
+    loop.close()
+
+
+def test_equal_deadline_timers_fifo_with_call_later_zero(loop):
+    calls = []
+    for i in range(50):
+        loop.call_later(0, calls.append, i)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == list(range(50))
+    loop.close()
+
+
+def test_timers_fire_in_deadline_order(loop):
+    calls = []
+    base = loop.time()
+    for offset in [0.004, 0.001, 0.003, 0.002, 0.0]:
+        loop.call_at(base + offset, calls.append, offset)
+    loop.call_at(base + 0.01, loop.stop)
+    loop.run_forever()
+    assert calls == [0.0, 0.001, 0.002, 0.003, 0.004]
+    loop.close()
+
+
+def test_many_random_timers_fire_in_deadline_order(kind, loop):
+    rng = random.Random(12345)
+    base = loop.time()
+    expected = []
+    fired = []
+    handles = []
+    for seq in range(2000):
+        # Few distinct deadlines, so that many timers tie.
+        when = base + rng.randrange(20) * 0.0005
+        handles.append(loop.call_at(when, fired.append, (when, seq)))
+        expected.append((when, seq))
+    # Cancel most of them, which asks a lazy-deletion heap to compact.
+    for handle, key in zip(handles, list(expected)):
+        if rng.random() < 0.7:
+            handle.cancel()
+            expected.remove(key)
+    loop.call_at(base + 0.02, loop.stop)
+    loop.run_forever()
+    assert sorted(fired) == sorted(expected)
+    assert [when for when, seq in fired] == sorted(when for when, seq in expected)
+    if _fifo_ties_promised(kind):
+        assert fired == sorted(expected)
+    loop.close()
+
+
+def test_timer_fires_after_sleeping(kind, loop):
+    fut = kind.Future(loop=loop)
+    loop.call_later(0.01, fut.set_result, "fired")
+    assert loop.run_until_complete(fut) == "fired"
+    loop.close()
+
+
+def test_timer_scheduled_from_callback_wakes_sleeping_loop(kind, loop):
+    fut = kind.Future(loop=loop)
+
+    def schedule():
+        loop.call_later(0.01, fut.set_result, "nested")
+
+    loop.call_later(0.01, schedule)
+    assert loop.run_until_complete(fut) == "nested"
+    loop.close()
+
+
+def test_earlier_timer_added_while_sleeping_for_later_one(kind, loop):
+    # A timer added from a callback that is due before the one the loop was
+    # going to sleep for must not wait for the later deadline.
+    order = []
+    fut = kind.Future(loop=loop)
+    far = loop.call_later(3600, order.append, "far")
+
+    def add_near():
+        loop.call_later(0.01, fut.set_result, None)
+
+    loop.call_soon(add_near)
+    loop.run_until_complete(fut)
+    assert order == []
+    far.cancel()
+    loop.close()
+
+
+# -- cancel --------------------------------------------------------------------
+
+
+def test_cancel_handle(loop):
+    calls = []
+    handle = loop.call_soon(calls.append, 1)
+    loop.call_soon(calls.append, 2)
+    handle.cancel()
+    assert handle.cancelled()
+    handle.cancel()
+    assert handle.cancelled()
+    run_briefly(loop)
+    assert calls == [2]
+    loop.close()
+
+
+def test_cancel_timer_handle(loop):
+    calls = []
+    handle = loop.call_later(0, calls.append, 1)
+    loop.call_later(0, calls.append, 2)
+    handle.cancel()
+    assert handle.cancelled()
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == [2]
+    loop.close()
+
+
+def test_cancel_from_an_earlier_callback_of_the_same_batch(loop):
+    calls = []
+    later = None
+
+    def first():
+        calls.append("first")
+        later.cancel()
+
+    loop.call_soon(first)
+    later = loop.call_soon(calls.append, "cancelled")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert calls == ["first"]
+    loop.close()
+
+
+def test_cancel_after_run_is_harmless(loop):
+    calls = []
+    handle = loop.call_soon(calls.append, 1)
+    timer = loop.call_later(0, calls.append, 2)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    handle.cancel()
+    timer.cancel()
+    assert handle.cancelled() and timer.cancelled()
+    assert calls == [1, 2]
+    loop.close()
+
+
+# -- contexts ------------------------------------------------------------------
+
+
+def _record_var(calls):
+    calls.append(var.get())
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_later", "call_at", "call_soon_threadsafe"])
+def test_context_argument(loop, method):
+    calls = []
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in ctx")
+    schedule = {
+        "call_soon": lambda: loop.call_soon(_record_var, calls, context=ctx),
+        "call_later": lambda: loop.call_later(0, _record_var, calls, context=ctx),
+        "call_at": lambda: loop.call_at(loop.time(), _record_var, calls, context=ctx),
+        "call_soon_threadsafe": lambda: loop.call_soon_threadsafe(_record_var, calls, context=ctx),
+    }[method]
+    handle = schedule()
+    if PY >= (3, 12):
+        assert handle.get_context() is ctx
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == ["in ctx"]
+    assert var.get() == "default"
+    loop.close()
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_later", "call_soon_threadsafe"])
+def test_default_context_is_a_copy_taken_when_scheduling(loop, method):
+    calls = []
+    token = var.set("at schedule time")
+    try:
+        if method == "call_soon":
+            handle = loop.call_soon(_record_var, calls)
+        elif method == "call_later":
+            handle = loop.call_later(0, _record_var, calls)
+        else:
+            handle = loop.call_soon_threadsafe(_record_var, calls)
+        var.set("changed later")
+    finally:
+        var.reset(token)
+    if PY >= (3, 12):
+        ctx = handle.get_context()
+        assert isinstance(ctx, contextvars.Context)
+        assert ctx[var] == "at schedule time"
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == ["at schedule time"]
+    loop.close()
+
+
+def test_changes_inside_a_callback_stay_in_its_context(loop):
+    seen = []
+
+    def setter():
+        var.set("set by callback")
+        seen.append(var.get())
+
+    loop.call_soon(setter)
+    loop.call_soon(_record_var, seen)
+    run_briefly(loop)
+    assert seen == ["set by callback", "default"]
+    loop.close()
+
+
+def test_shared_context_between_callbacks(loop):
+    ctx = contextvars.copy_context()
+    seen = []
+
+    def setter():
+        var.set("shared")
+
+    loop.call_soon(setter, context=ctx)
+    loop.call_soon(_record_var, seen, context=ctx)
+    run_briefly(loop)
+    assert seen == ["shared"]
+    assert ctx[var] == "shared"
+    loop.close()
+
+
+# -- threads -------------------------------------------------------------------
+
+
+def test_call_soon_threadsafe_wakes_a_sleeping_loop(kind, loop):
+    fut = kind.Future(loop=loop)
+    started = threading.Event()
+
+    def worker():
+        started.wait()
+        # Give the loop time to go to sleep in its poll; correctness does not
+        # depend on it, but this is the case worth exercising.
+        time.sleep(0.01)
+        loop.call_soon_threadsafe(fut.set_result, "from thread")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    loop.call_soon(started.set)
+    # A far timer only so that a loop that never wakes fails instead of hanging.
+    guard = loop.call_later(30, fut.set_result, "never woken")
+    try:
+        assert loop.run_until_complete(fut) == "from thread"
+    finally:
+        guard.cancel()
+        thread.join()
+    loop.close()
+
+
+def test_call_soon_threadsafe_from_many_threads(kind, loop):
+    n_threads, per_thread = 8, 200
+    results = []
+    done = kind.Future(loop=loop)
+    start = threading.Barrier(n_threads)
+
+    def record(tid, i):
+        results.append((tid, i))
+        if len(results) == n_threads * per_thread:
+            done.set_result(None)
+
+    def worker(tid):
+        start.wait()
+        for i in range(per_thread):
+            loop.call_soon_threadsafe(record, tid, i)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for t in threads:
+        t.start()
+    guard = loop.call_later(30, lambda: done.done() or done.set_result("timed out"))
+    try:
+        assert loop.run_until_complete(done) is None
+    finally:
+        guard.cancel()
+        for t in threads:
+            t.join()
+    assert len(results) == n_threads * per_thread
+    # Calls from one thread keep their order.
+    for tid in range(n_threads):
+        assert [i for t, i in results if t == tid] == list(range(per_thread))
+    loop.close()
+
+
+def test_call_soon_threadsafe_before_run(loop):
+    calls = []
+    thread = threading.Thread(target=lambda: loop.call_soon_threadsafe(calls.append, "x"))
+    thread.start()
+    thread.join()
+    run_briefly(loop)
+    assert calls == ["x"]
+    loop.close()
+
+
+def test_call_soon_threadsafe_from_a_callback(loop):
+    calls = []
+
+    def cb():
+        loop.call_soon_threadsafe(calls.append, "threadsafe")
+        loop.call_soon(calls.append, "soon")
+
+    loop.call_soon(cb)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == ["threadsafe", "soon"]
+    loop.close()

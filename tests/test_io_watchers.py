@@ -1,0 +1,396 @@
+"""add_reader / add_writer / remove_reader / remove_writer on sockets and
+pipes, and the errors bad file descriptors give."""
+
+import contextlib
+import os
+import socket
+import tempfile
+
+import pytest
+
+
+@pytest.fixture
+def socks():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def pipe():
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    yield r, w
+    for fd in (r, w):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def test_reader_called_with_args_when_readable(kind, loop, socks):
+    a, b = socks
+    fut = kind.Future(loop=loop)
+
+    def on_readable(sock, tag):
+        fut.set_result((tag, sock.recv(100)))
+        loop.remove_reader(sock)
+
+    loop.add_reader(a, on_readable, a, "tag")
+    loop.call_soon(b.send, b"hello")
+    assert loop.run_until_complete(fut) == ("tag", b"hello")
+    loop.close()
+
+
+def test_reader_accepts_fd_number(kind, loop, socks):
+    a, b = socks
+    fut = kind.Future(loop=loop)
+
+    def on_readable():
+        loop.remove_reader(a.fileno())
+        fut.set_result(a.recv(100))
+
+    loop.add_reader(a.fileno(), on_readable)
+    b.send(b"x")
+    assert loop.run_until_complete(fut) == b"x"
+    loop.close()
+
+
+def test_remove_reader_return_value(loop, socks):
+    a, _ = socks
+    assert loop.remove_reader(a) is False
+    loop.add_reader(a, print)
+    assert loop.remove_reader(a) is True
+    assert loop.remove_reader(a) is False
+    assert loop.remove_reader(a.fileno()) is False
+    loop.close()
+
+
+def test_remove_writer_return_value(loop, socks):
+    a, _ = socks
+    assert loop.remove_writer(a) is False
+    loop.add_writer(a, print)
+    assert loop.remove_writer(a.fileno()) is True
+    assert loop.remove_writer(a) is False
+    loop.close()
+
+
+def test_writer_called_when_writable(kind, loop, socks):
+    a, b = socks
+    fut = kind.Future(loop=loop)
+
+    def on_writable(arg):
+        loop.remove_writer(a)
+        a.send(b"written")
+        fut.set_result(arg)
+
+    loop.add_writer(a, on_writable, 42)
+    assert loop.run_until_complete(fut) == 42
+    assert b.recv(100) == b"written"
+    loop.close()
+
+
+def test_reader_is_level_triggered(kind, loop, socks):
+    # The callback does not read, so the fd stays readable and the reader is
+    # called again on each iteration until it is removed.
+    a, b = socks
+    calls = []
+    fut = kind.Future(loop=loop)
+
+    def on_readable():
+        calls.append(1)
+        if len(calls) == 3:
+            loop.remove_reader(a)
+            fut.set_result(None)
+
+    loop.add_reader(a, on_readable)
+    b.send(b"data")
+    loop.run_until_complete(fut)
+    assert len(calls) == 3
+    assert a.recv(100) == b"data"
+    loop.close()
+
+
+def test_removed_reader_is_not_called(loop, socks):
+    a, b = socks
+    calls = []
+    loop.add_reader(a, calls.append, "reader")
+    b.send(b"data")
+    loop.remove_reader(a)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == []
+    loop.close()
+
+
+def test_reader_removed_by_earlier_callback_in_same_iteration(loop, socks):
+    a, b = socks
+    calls = []
+    b.send(b"data")
+
+    def first():
+        calls.append("first")
+        loop.remove_reader(a)
+
+    loop.add_reader(a, calls.append, "reader")
+    # Runs before the poll that sees the data, so the reader never fires.
+    loop.call_soon(first)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == ["first"]
+    loop.close()
+
+
+def test_add_reader_replaces_previous_callback(kind, loop, socks):
+    a, b = socks
+    calls = []
+    fut = kind.Future(loop=loop)
+
+    def second():
+        calls.append("second")
+        loop.remove_reader(a)
+        fut.set_result(None)
+
+    loop.add_reader(a, calls.append, "first")
+    loop.add_reader(a, second)
+    b.send(b"x")
+    loop.run_until_complete(fut)
+    assert calls == ["second"]
+    loop.close()
+
+
+def test_reader_and_writer_on_one_fd_are_independent(kind, loop, socks):
+    a, b = socks
+    events = []
+    done = kind.Future(loop=loop)
+
+    def on_writable():
+        events.append("w")
+        loop.remove_writer(a)
+        b.send(b"ping")
+
+    def on_readable():
+        events.append("r")
+        a.recv(100)
+        loop.remove_reader(a)
+        done.set_result(None)
+
+    loop.add_reader(a, on_readable)
+    loop.add_writer(a, on_writable)
+    loop.run_until_complete(done)
+    assert events == ["w", "r"]
+    assert loop.remove_reader(a) is False
+    assert loop.remove_writer(a) is False
+    loop.close()
+
+
+def test_remove_reader_keeps_writer(kind, loop, socks):
+    a, _ = socks
+    fut = kind.Future(loop=loop)
+    loop.add_reader(a, print)
+    loop.add_writer(a, lambda: fut.done() or fut.set_result("writer"))
+    assert loop.remove_reader(a) is True
+    assert loop.run_until_complete(fut) == "writer"
+    assert loop.remove_writer(a) is True
+    loop.close()
+
+
+def test_remove_writer_keeps_reader(kind, loop, socks):
+    a, b = socks
+    fut = kind.Future(loop=loop)
+    loop.add_writer(a, print)
+    loop.add_reader(a, lambda: fut.done() or fut.set_result(a.recv(10)))
+    assert loop.remove_writer(a) is True
+    b.send(b"r")
+    assert loop.run_until_complete(fut) == b"r"
+    assert loop.remove_reader(a) is True
+    loop.close()
+
+
+def test_pipe_reader_and_writer(kind, loop, pipe):
+    r, w = pipe
+    got = kind.Future(loop=loop)
+
+    def on_writable():
+        loop.remove_writer(w)
+        os.write(w, b"through the pipe")
+
+    def on_readable():
+        loop.remove_reader(r)
+        got.set_result(os.read(r, 100))
+
+    loop.add_reader(r, on_readable)
+    loop.add_writer(w, on_writable)
+    assert loop.run_until_complete(got) == b"through the pipe"
+    loop.close()
+
+
+def test_reader_sees_eof(kind, loop, socks):
+    a, b = socks
+    fut = kind.Future(loop=loop)
+
+    def on_readable():
+        loop.remove_reader(a)
+        fut.set_result(a.recv(100))
+
+    loop.add_reader(a, on_readable)
+    b.close()
+    assert loop.run_until_complete(fut) == b""
+    loop.close()
+
+
+def test_pipe_reader_sees_hangup(kind, loop, pipe):
+    r, w = pipe
+    fut = kind.Future(loop=loop)
+
+    def on_readable():
+        loop.remove_reader(r)
+        fut.set_result(os.read(r, 100))
+
+    loop.add_reader(r, on_readable)
+    os.close(w)
+    assert loop.run_until_complete(fut) == b""
+    loop.close()
+
+
+def test_many_fds(kind, loop):
+    pairs = [socket.socketpair() for _ in range(64)]
+    try:
+        pending = set(range(len(pairs)))
+        done = kind.Future(loop=loop)
+
+        def on_readable(i):
+            a = pairs[i][0]
+            assert a.recv(10) == str(i).encode()
+            loop.remove_reader(a)
+            pending.discard(i)
+            if not pending:
+                done.set_result(None)
+
+        for i, (a, b) in enumerate(pairs):
+            a.setblocking(False)
+            loop.add_reader(a, on_readable, i)
+        for i, (a, b) in reversed(list(enumerate(pairs))):
+            b.send(str(i).encode())
+        loop.run_until_complete(done)
+        assert not pending
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+    loop.close()
+
+
+def test_watcher_added_from_a_callback_while_polling(kind, loop, socks):
+    a, b = socks
+    fut = kind.Future(loop=loop)
+
+    def arm():
+        loop.add_reader(a, lambda: fut.done() or fut.set_result(a.recv(10)))
+        loop.call_later(0.01, b.send, b"late")
+
+    loop.call_later(0.01, arm)
+    assert loop.run_until_complete(fut) == b"late"
+    loop.remove_reader(a)
+    loop.close()
+
+
+def test_exception_in_reader_goes_to_handler(kind, loop, errors, socks):
+    a, b = socks
+    fut = kind.Future(loop=loop)
+
+    def on_readable():
+        loop.remove_reader(a)
+        loop.call_soon(fut.set_result, None)
+        raise ZeroDivisionError("in reader")
+
+    loop.add_reader(a, on_readable)
+    b.send(b"x")
+    loop.run_until_complete(fut)
+    context, = errors
+    assert isinstance(context["exception"], ZeroDivisionError)
+    assert context["message"].startswith("Exception in callback ")
+    assert isinstance(context["handle"], kind.Handle)
+    errors.clear()
+    loop.close()
+
+
+def test_closing_the_loop_leaves_user_fds_open(loop, socks):
+    a, b = socks
+    loop.add_reader(a, print)
+    loop.add_writer(b, print)
+    loop.close()
+    b.send(b"still open")
+    assert a.recv(100) == b"still open"
+
+
+@pytest.mark.parametrize("method", ["reader", "writer"])
+def test_remove_watcher_after_fd_was_closed(loop, method):
+    # Closing a socket before removing its watcher is a common slip; removing
+    # the last watcher of a closed fd must not raise.
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    getattr(loop, f"add_{method}")(fd, print)
+    a.close()
+    b.close()
+    assert getattr(loop, f"remove_{method}")(fd) is True
+    loop.close()
+
+
+# -- bad file descriptors ------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+def test_negative_fd(loop, method):
+    with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+        getattr(loop, method)(-1, print)
+    loop.close()
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer", "remove_reader", "remove_writer"])
+def test_not_a_file_object(loop, method):
+    args = (print,) if method.startswith("add") else ()
+    with pytest.raises(ValueError, match="Invalid file object"):
+        getattr(loop, method)("not a file", *args)
+    loop.close()
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+def test_fileno_method_returning_garbage(loop, method):
+    class Bad:
+        def fileno(self):
+            return "nope"
+
+    with pytest.raises(ValueError, match="Invalid file object"):
+        getattr(loop, method)(Bad(), print)
+    loop.close()
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+def test_closed_fd_is_rejected_when_added(loop, method):
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    # The error is raised by add_reader()/add_writer() itself, not later by
+    # the poll, so the caller learns which fd was bad.
+    with pytest.raises(OSError):
+        getattr(loop, method)(r, print)
+    assert loop.remove_reader(r) is False
+    assert loop.remove_writer(r) is False
+    # The loop still works after the failed registration.
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.close()
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+def test_regular_file_is_rejected(loop, method):
+    # epoll refuses regular files (EPERM); asyncio surfaces that at add time.
+    with tempfile.TemporaryFile() as f:
+        with pytest.raises(PermissionError):
+            getattr(loop, method)(f.fileno(), print)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.close()
