@@ -847,12 +847,7 @@ future_get_blocking(tl_future *self, void *Py_UNUSED(c))
 static int
 future_set_blocking(tl_future *self, PyObject *v, void *Py_UNUSED(c))
 {
-    int b;
-    if (v == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
-        return -1;
-    }
-    b = PyObject_IsTrue(v);
+    int b = tl_setter_bool(v);
     if (b < 0)
         return -1;
     self->blocking = (unsigned char)b;
@@ -868,12 +863,7 @@ future_get_log_traceback(tl_future *self, void *Py_UNUSED(c))
 static int
 future_set_log_traceback(tl_future *self, PyObject *v, void *Py_UNUSED(c))
 {
-    int b;
-    if (v == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
-        return -1;
-    }
-    b = PyObject_IsTrue(v);
+    int b = tl_setter_bool(v);
     if (b < 0)
         return -1;
     if (b) {

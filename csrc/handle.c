@@ -217,20 +217,13 @@ static int
 handle_loop_debug(tl_handle *h)
 {
     tl_state *st = tl_state_from_type(Py_TYPE(h));
-    PyObject *r;
-    int d;
     if (st == NULL || h->loop == NULL) {
         PyErr_Clear();
         return 0;
     }
     if (TL_LOOP_CHECK(st, h->loop))
         return ((tl_loop *)h->loop)->debug;
-    r = PyObject_CallMethodNoArgs(h->loop, st->str_get_debug);
-    if (r == NULL)
-        return -1;
-    d = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    return d;
+    return tl_truth_steal(PyObject_CallMethodNoArgs(h->loop, st->str_get_debug));
 }
 
 static PyObject *

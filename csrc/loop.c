@@ -1328,12 +1328,7 @@ loop_get_debug_attr(tl_loop *self, void *Py_UNUSED(c))
 static int
 loop_set_debug_attr(tl_loop *self, PyObject *v, void *Py_UNUSED(c))
 {
-    int b;
-    if (v == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete _debug");
-        return -1;
-    }
-    b = PyObject_IsTrue(v);
+    int b = tl_setter_bool(v);
     if (b < 0)
         return -1;
     self->debug = (char)b;

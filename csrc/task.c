@@ -105,21 +105,15 @@ task_call_hook_void(PyObject *hook, PyObject *a, PyObject *b)
 static int
 task_cancel_waiter(tl_state *st, PyObject *fut, PyObject *msg)
 {
-    PyObject *argv[2], *r;
-    int b;
+    PyObject *argv[2];
     if (Py_IS_TYPE(fut, st->FutureType))
         return tl_future_cancel((tl_future *)fut, msg);
     argv[0] = fut;
     argv[1] = msg ? msg : Py_None;
     /* fut.cancel(msg=msg): one positional (self), one keyword. */
-    r = PyObject_VectorcallMethod(st->str_cancel, argv,
+    return tl_truth_steal(PyObject_VectorcallMethod(st->str_cancel, argv,
                                   1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                  st->kw_msg);
-    if (r == NULL)
-        return -1;
-    b = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    return b;
+                                  st->kw_msg));
 }
 
 /* ------------------------------------------------------------------ */
@@ -503,31 +497,17 @@ task_eager_start(tl_task *task)
 static int
 task_is_coroutine(tl_state *st, PyObject *coro)
 {
-    PyObject *r;
-    int b;
     if (PyCoro_CheckExact(coro))
         return 1;
-    r = PyObject_CallOneArg(st->iscoroutine, coro);
-    if (r == NULL)
-        return -1;
-    b = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    return b;
+    return tl_truth_steal(PyObject_CallOneArg(st->iscoroutine, coro));
 }
 
 static int
 task_loop_is_running(tl_task *task)
 {
-    PyObject *r;
-    int b;
     if (task->tloop != NULL)
         return task->tloop->running;
-    r = PyObject_CallMethod(task->loop, "is_running", NULL);
-    if (r == NULL)
-        return -1;
-    b = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    return b;
+    return tl_truth_steal(PyObject_CallMethod(task->loop, "is_running", NULL));
 }
 
 static int
@@ -838,12 +818,7 @@ task_get_log_destroy_pending(tl_task *self, void *Py_UNUSED(c))
 static int
 task_set_log_destroy_pending(tl_task *self, PyObject *v, void *Py_UNUSED(c))
 {
-    int b;
-    if (v == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
-        return -1;
-    }
-    b = PyObject_IsTrue(v);
+    int b = tl_setter_bool(v);
     if (b < 0)
         return -1;
     self->log_destroy_pending = (unsigned char)b;

@@ -66,6 +66,31 @@ tl_getattr_opt(PyObject *obj, PyObject *name, PyObject **res)
 #endif
 }
 
+/* The value given to a boolean attribute setter, as 0 or 1; -1 with an
+ * error set for a deletion or a failing __bool__. */
+static inline int
+tl_setter_bool(PyObject *v)
+{
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    return PyObject_IsTrue(v);
+}
+
+/* The truth of a call's result, releasing it; -1 on error, including a
+ * NULL result (the failed call's error stays set). */
+static inline int
+tl_truth_steal(PyObject *r)
+{
+    int b;
+    if (r == NULL)
+        return -1;
+    b = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return b;
+}
+
 /* ------------------------------------------------------------------ */
 /* Module state                                                        */
 /* ------------------------------------------------------------------ */
