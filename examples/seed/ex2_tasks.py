@@ -1,0 +1,17 @@
+# Example 2 of the asyncio notes: a task.
+# The notes rely on example 1's `import asyncio`; it is repeated so that the
+# example runs on its own.
+import asyncio
+
+async def fetch_data():
+    # Simulate fetching data from a network resource
+    await asyncio.sleep(2)
+    return "Data fetched!"
+
+async def main():
+    task = asyncio.create_task(fetch_data()) #schedule a task 
+    print("Fetching data...")
+    result = await task # wait for the task to complete
+    print(f"Result: {result}")
+
+asyncio.run(main())
