@@ -713,6 +713,13 @@ futureiter_throw(tl_futureiter *it, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     type = args[0];
+#if PY_VERSION_HEX >= 0x030C0000
+    if (nargs > 1 && PyErr_WarnEx(PyExc_DeprecationWarning,
+                                  "the (type, exc, tb) signature of throw() "
+                                  "is deprecated, use the single-arg "
+                                  "signature instead.", 1) < 0)
+        return NULL;
+#endif
     if (nargs >= 2)
         val = args[1];
     if (nargs == 3)
