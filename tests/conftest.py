@@ -146,3 +146,12 @@ def fresh_policy():
     with quiet_deprecations():
         asyncio.set_event_loop_policy(None)
 
+
+
+
+def pytest_collection_finish(session):
+    # The teardown checks collect garbage after every test.  Freezing what
+    # exists once collection is done (pytest's own objects, the collected
+    # tests) keeps those collections down to what the tests themselves made.
+    gc.collect()
+    gc.freeze()

@@ -1,0 +1,161 @@
+"""Instruction counts per operation under callgrind.
+
+    python -m bench.callgrind [--workload sleep0] [--loops asyncio,uvloop,turboloop]
+
+Timings on a busy shared machine move by several percent from run to run;
+instruction counts do not.  This runs a micro workload under ``valgrind
+--tool=callgrind`` twice per loop, with N and 2N operations, and reports
+(instructions(2N) - instructions(N)) / N.  The difference cancels everything
+that does not depend on N: interpreter start-up, imports, loop creation and
+the warm-up pass (which is the same size in both runs).  Hash randomisation
+is off, so the same build gives the same count to within a few instructions.
+
+The counts are user-space instructions only: time spent in the kernel (in
+epoll_wait, for instance) is not counted, and neither are cache misses.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from . import micro
+from .loops import LOOPS
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env(python_path_extra):
+    env = dict(os.environ)
+    parts = [REPO_ROOT, *python_path_extra]
+    parts += [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def _importable(python, env, loop):
+    proc = subprocess.run([python, "-c", "import sys; from bench import loops; "
+                           "loops.loop_factory(sys.argv[1])().close()", loop],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    return proc.returncode == 0, (proc.stderr.strip().splitlines() or [""])[-1]
+
+
+def count(python, env, workload, loop, ops, warmup_ops):
+    """Instructions executed by one worker run under callgrind, and the
+    number of operations the workload reports it performed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               python, "-m", "bench.worker", "micro", workload, "--loop", loop,
+               "--ops", str(ops), "--warmup-ops", str(warmup_ops)]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{loop}/{workload}: exit {proc.returncode}: "
+                               f"{proc.stderr.strip().splitlines()[-3:]}")
+        m = re.search(r"Collected\s*:\s*(\d+)", proc.stderr)
+        if not m:
+            raise RuntimeError(f"no instruction count in callgrind output for {loop}/{workload}")
+        done = json.loads(proc.stdout.strip().splitlines()[-1])["ops"]
+        return int(m.group(1)), done
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench.callgrind", description=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", default="sleep0",
+                   help="comma-separated micro workloads, or 'all' (default: %(default)s); "
+                        f"choose from {', '.join(micro.WORKLOADS)}")
+    p.add_argument("--loops", default=",".join(LOOPS))
+    p.add_argument("--ops", type=int,
+                   help="N, the smaller operation count (default: a twentieth of the "
+                        "timed benchmark's count)")
+    p.add_argument("--python", default=sys.executable)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="valgrind processes at once (counts do not depend on it)")
+    args = p.parse_args(argv)
+
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    names = list(micro.WORKLOADS) if args.workload == "all" else args.workload.split(",")
+    for name in names:
+        if name not in micro.WORKLOADS:
+            p.error(f"unknown workload {name!r}")
+    loops = [s for s in args.loops.split(",") if s]
+
+    env = _env([])
+    available = {}
+    for loop in loops:
+        ok, why = _importable(args.python, env, loop)
+        if not ok and loop == "turboloop":
+            in_tree = _env([os.path.join(REPO_ROOT, "python")])
+            ok, why2 = _importable(args.python, in_tree, loop)
+            if ok:
+                env = in_tree
+            why = why2 or why
+        available[loop] = None if ok else why
+
+    jobs = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for name in names:
+            n = args.ops or max(1000, micro.WORKLOADS[name][1] // 20)
+            warmup = max(1, n // 10)
+            for loop in loops:
+                if available[loop] is None:
+                    for ops in (n, 2 * n):
+                        jobs[name, loop, ops] = pool.submit(count, args.python, env, name,
+                                                            loop, ops, warmup)
+        results = {}
+        for name in names:
+            n = args.ops or max(1000, micro.WORKLOADS[name][1] // 20)
+            for loop in loops:
+                if available[loop] is not None:
+                    results[name, loop] = "n/a"
+                    continue
+                try:
+                    small, small_ops = jobs[name, loop, n].result()
+                    big, big_ops = jobs[name, loop, 2 * n].result()
+                except (RuntimeError, ValueError, KeyError) as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    results[name, loop] = "err"
+                    continue
+                # Divide by the operations the workload actually ran: some
+                # round N (sleep0 runs whole tasks of 200 sleeps).
+                results[name, loop] = (big - small) / (big_ops - small_ops)
+
+    header = ["workload"] + [f"{lp} instr/op" for lp in loops]
+    if "turboloop" in loops:
+        header += [f"tl/{'uv' if lp == 'uvloop' else 'aio'}" for lp in loops if lp != "turboloop"]
+    rows = []
+    for name in names:
+        row = [name]
+        for lp in loops:
+            v = results[name, lp]
+            row.append(f"{v:,.0f}" if isinstance(v, float) else v)
+        if "turboloop" in loops:
+            tl = results[name, "turboloop"]
+            for lp in loops:
+                if lp == "turboloop":
+                    continue
+                other = results[name, lp]
+                ok = isinstance(tl, float) and isinstance(other, float) and other
+                row.append(f"{tl / other:.2f}x" if ok else "n/a")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    print("Instructions per operation under callgrind (user space, lower is better)")
+    for r in [header, ["-" * w for w in widths]] + rows:
+        print("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]))
+    for loop, why in available.items():
+        if why is not None:
+            print(f"  n/a {loop}: not importable: {why}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
