@@ -23,6 +23,10 @@ from . import _core
 __all__ = ("Loop",)
 
 _DEBUG_STACK_DEPTH = 10
+# asyncio.iscoroutinefunction is deprecated from 3.14 on; asyncio itself uses
+# the private twin that also recognises its legacy coroutine marker.
+_iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction",
+                               coroutines.iscoroutinefunction)
 _FORMAT_SOURCE_HAS_DEBUG = (
     format_helpers._format_callback_source.__code__.co_kwonlyargcount > 0)
 
@@ -334,7 +338,7 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):
 
     def _check_callback(self, callback, method):
         if (coroutines.iscoroutine(callback)
-                or coroutines.iscoroutinefunction(callback)):
+                or _iscoroutinefunction(callback)):
             raise TypeError(f"coroutines cannot be used with {method}()")
         if not callable(callback):
             raise TypeError(f"a callable object was expected by {method}(), "
@@ -455,7 +459,7 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):
     def add_signal_handler(self, sig, callback, *args):
         """Run callback(*args) in the loop when signal `sig` arrives."""
         if (coroutines.iscoroutine(callback)
-                or coroutines.iscoroutinefunction(callback)):
+                or _iscoroutinefunction(callback)):
             raise TypeError("coroutines cannot be used with "
                             "add_signal_handler()")
         self._check_signal(sig)
