@@ -54,8 +54,15 @@ tl_future_init(tl_future *fut, PyObject *loop)
     if (st == NULL)
         return -1;
     fut->st = st;
-    /* Re-initialisation starts from a clean slate. */
-    tl_future_clear(fut);
+    /* Re-initialisation starts from a clean slate, except for the instance
+     * dict: a subclass's __init__ may have set attributes before calling
+     * ours. */
+    {
+        PyObject *dict = fut->dict;
+        fut->dict = NULL;
+        tl_future_clear(fut);
+        fut->dict = dict;
+    }
     fut->state = TL_PENDING;
     fut->log_tb = 0;
     fut->blocking = 0;

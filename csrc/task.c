@@ -134,7 +134,7 @@ task_handle_yield(tl_task *task, PyObject *result)
         return task_schedule_step(task, NULL);
     }
 
-    if (TL_FUTURE_CHECK(st, result)) {
+    if (TL_FUTURE_CHECK_EXACT(st, result)) {
         /* Fast path: one of our futures (or tasks). */
         tl_future *fut = (tl_future *)result;
         if (fut->loop != task->loop) {
@@ -416,7 +416,7 @@ tl_task_wakeup(tl_task *task, PyObject *fut)
 
     if (tl_awaited_by_discard(st, fut, (PyObject *)task) < 0)
         return -1;
-    if (TL_FUTURE_CHECK(st, fut)) {
+    if (TL_FUTURE_CHECK_EXACT(st, fut)) {
         r = tl_future_get_result((tl_future *)fut, &res);
         if (r < 0) {
             res = tl_err_get_raised();

@@ -266,6 +266,10 @@ typedef struct tl_task {
 #define TL_LOOP_CHECK(st, o)  PyObject_TypeCheck((o), (st)->LoopType)
 #define TL_FUTURE_CHECK(st, o) PyObject_TypeCheck((o), (st)->FutureType)
 #define TL_TASK_CHECK(st, o)  PyObject_TypeCheck((o), (st)->TaskType)
+/* Exactly our Future or Task: a subclass may override the methods the fast
+ * paths would bypass, so it gets the generic protocol. */
+#define TL_FUTURE_CHECK_EXACT(st, o) \
+    (Py_IS_TYPE((o), (st)->FutureType) || Py_IS_TYPE((o), (st)->TaskType))
 
 /* ------------------------------------------------------------------ */
 /* Cross-file functions                                                */
