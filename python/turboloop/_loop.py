@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 import warnings
 import weakref
@@ -101,6 +102,9 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):
         self._signal_handlers = {}
         self._ssock = self._csock = None
         self._current_handle = None
+        # asyncio's loops expose the resolution of their clock; ours is the
+        # same monotonic clock.
+        self._clock_resolution = time.get_clock_info("monotonic").resolution
         self.set_debug(coroutines._is_debug_mode())
 
     def __repr__(self):
