@@ -129,23 +129,20 @@ def main(argv=None):
                 # round N (sleep0 runs whole tasks of 200 sleeps).
                 results[name, loop] = (big - small) / (big_ops - small_ops)
 
-    header = ["workload"] + [f"{lp} instr/op" for lp in loops]
-    if "turboloop" in loops:
-        header += [f"tl/{'uv' if lp == 'uvloop' else 'aio'}" for lp in loops if lp != "turboloop"]
+    # turboloop against uvloop first, as in python -m bench's tables.
+    bases = [(b, label) for b, label in (("uvloop", "tl/uv"), ("asyncio", "tl/aio"))
+             if b in loops and "turboloop" in loops]
+    header = ["workload"] + [f"{lp} instr/op" for lp in loops] + [label for _, label in bases]
     rows = []
     for name in names:
         row = [name]
         for lp in loops:
             v = results[name, lp]
             row.append(f"{v:,.0f}" if isinstance(v, float) else v)
-        if "turboloop" in loops:
-            tl = results[name, "turboloop"]
-            for lp in loops:
-                if lp == "turboloop":
-                    continue
-                other = results[name, lp]
-                ok = isinstance(tl, float) and isinstance(other, float) and other
-                row.append(f"{tl / other:.2f}x" if ok else "n/a")
+        for base, _ in bases:
+            tl, other = results[name, "turboloop"], results[name, base]
+            ok = isinstance(tl, float) and isinstance(other, float) and other
+            row.append(f"{tl / other:.2f}x" if ok else "n/a")
         rows.append(row)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     print("Instructions per operation under callgrind (user space, lower is better)")

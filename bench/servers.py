@@ -159,7 +159,13 @@ async def serve_echo(mode, transport, path):
     except (NotImplementedError, AttributeError) as exc:
         _unsupported(step, exc)
     _ready(where)
-    await _wait_for_stdin_eof(loop)
+    try:
+        await _wait_for_stdin_eof(loop)
+    finally:
+        if isinstance(server, asyncio.Future):
+            server.cancel()
+        else:
+            server.close()
 
 
 async def serve_http():
