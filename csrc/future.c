@@ -210,6 +210,11 @@ tl_future_make_cancelled_error(tl_future *fut)
 int
 tl_future_get_result(tl_future *fut, PyObject **res)
 {
+    if (fut->loop == NULL) {
+        PyErr_SetString(fut->st->InvalidStateError,
+                        "Future object is not initialized.");
+        return -1;
+    }
     if (fut->state == TL_CANCELLED) {
         *res = tl_future_make_cancelled_error(fut);
         return *res ? 0 : -1;
@@ -430,6 +435,11 @@ future_result(tl_future *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 future_exception(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->loop == NULL) {
+        PyErr_SetString(self->st->InvalidStateError,
+                        "Future object is not initialized.");
+        return NULL;
+    }
     if (self->state == TL_CANCELLED) {
         PyObject *exc = tl_future_make_cancelled_error(self);
         if (exc != NULL)
@@ -987,9 +997,8 @@ static PyObject *
 future_repr(tl_future *self)
 {
     PyObject *r;
-    if (self->loop == NULL)
-        return PyUnicode_FromFormat("<%s (uninitialized)>",
-                                    _PyType_Name(Py_TYPE(self)));
+    if (future_ensure_alive(self) < 0)
+        return NULL;
     r = PyObject_CallOneArg(self->st->future_repr, (PyObject *)self);
 #if PY_VERSION_HEX < 0x030C0000
     /* 3.11's helper returns the list of parts. */

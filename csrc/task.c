@@ -786,9 +786,11 @@ static PyObject *
 task_repr(tl_task *self)
 {
     PyObject *r;
-    if (self->loop == NULL)
-        return PyUnicode_FromFormat("<%s (uninitialized)>",
-                                    _PyType_Name(Py_TYPE(self)));
+    if (self->loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Future object is not initialized.");
+        return NULL;
+    }
     r = PyObject_CallOneArg(self->st->task_repr, (PyObject *)self);
 #if PY_VERSION_HEX < 0x030C0000
     if (r != NULL && PyList_Check(r)) {

@@ -10,7 +10,8 @@ If ``import turboloop`` fails, the turboloop twins are skipped with the import
 error as the reason.  Set TURBOLOOP_REQUIRE=1 to turn that skip into a
 failure, so that a broken build cannot pass unnoticed.
 
-``kind``        a support.LoopKind for "asyncio" or "turboloop" (parametrized).
+``kind``        a support.LoopKind for "asyncio" or "turboloop" (parametrized;
+                modules that set ALSO_POLL_BACKEND add "turboloop-poll").
                 Loops made with ``kind.new_loop()`` get a recording exception
                 handler and must be closed by the test.  At teardown the test
                 fails if a loop was left open, if an exception handler call was
@@ -39,7 +40,7 @@ import pathlib
 
 import pytest
 
-from support import KINDS, finish_kinds, make_kind, open_fds, quiet_deprecations, require_turboloop
+from support import KINDS, POLL_KIND, finish_kinds, make_kind, open_fds, quiet_deprecations, require_turboloop
 
 # A hung loop would otherwise hang CI forever.  faulthandler's watchdog thread
 # works even when the main thread is stuck inside C: it dumps every thread's
@@ -64,12 +65,40 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.filterwarnings("error:coroutine .* was never awaited:RuntimeWarning"))
 
 
-@pytest.fixture(params=KINDS)
-def kind(request):
+def pytest_generate_tests(metafunc):
+    if "kind" in metafunc.fixturenames:
+        kinds = list(KINDS)
+        if getattr(metafunc.module, "ALSO_POLL_BACKEND", False):
+            kinds.append(POLL_KIND)
+        metafunc.parametrize("kind", kinds, indirect=True)
+
+
+_CALL_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_PASSED] = report.passed
+    return report
+
+
+def _finish(request, kinds, fds_before):
+    """Run the teardown checks; after a failed or skipped test only clean up,
+    since an unclosed loop is then a consequence, not news."""
+    check = request.node.stash.get(_CALL_PASSED, False)
+    finish_kinds(kinds, fds_before, report=check)
+
+
+@pytest.fixture
+def kind(request, monkeypatch):
     fds_before = open_fds()
     k = make_kind(request.param)
+    if k.poller is not None:
+        monkeypatch.setenv("TURBOLOOP_POLLER", k.poller)
     yield k
-    finish_kinds([k], fds_before)
+    _finish(request, [k], fds_before)
 
 
 @pytest.fixture
@@ -94,7 +123,7 @@ def pair(request):
     loop_kind = make_kind(loop_name)
     types_kind = make_kind(types_name)
     yield loop_kind, types_kind
-    finish_kinds([loop_kind, types_kind], fds_before)
+    _finish(request, [loop_kind, types_kind], fds_before)
 
 
 class AsyncioLog(logging.Handler):
@@ -132,7 +161,7 @@ def asyncio_log(request):
         gc.collect()
         logger.removeHandler(handler)
     errors_logged = [r for r in handler.records if r.levelno >= logging.ERROR]
-    if errors_logged:
+    if errors_logged and request.node.stash.get(_CALL_PASSED, False):
         text = "\n".join(handler.format(r) for r in errors_logged)
         pytest.fail(f"unexpected errors logged by asyncio:\n{text}", pytrace=False)
 
@@ -145,8 +174,6 @@ def fresh_policy():
     yield
     with quiet_deprecations():
         asyncio.set_event_loop_policy(None)
-
-
 
 
 def pytest_collection_finish(session):

@@ -12,6 +12,9 @@ import pytest
 
 from support import PY
 
+# The multiplexer matters here: run on turboloop's poll(2) backend as well.
+ALSO_POLL_BACKEND = True
+
 var = contextvars.ContextVar("var", default="default")
 
 
@@ -88,6 +91,7 @@ def test_timer_handle_comparisons(loop):
     assert early == early
     assert early != late
     assert sorted([late, early]) == [early, late]
+    assert len({early, late}) == 2
     early.cancel()
     late.cancel()
     loop.close()
@@ -306,6 +310,44 @@ def test_earlier_timer_added_while_sleeping_for_later_one(kind, loop):
     loop.close()
 
 
+@pytest.mark.parametrize("delay", [1e10, 1e15, 1e300, float("inf")])
+def test_huge_delays_do_not_overflow(kind, loop, delay):
+    # A loop that keeps time in integer nanoseconds must not wrap these
+    # around into the past (or crash); asyncio simply never reaches them.
+    fired = []
+    far = loop.call_later(delay, fired.append, "far")
+    assert far.when() >= loop.time() + min(delay, 1e10) - 1
+    near = loop.call_later(0.001, fired.append, "near")
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert fired == ["near"]
+    far.cancel()
+    near.cancel()
+    loop.close()
+
+
+@pytest.mark.parametrize("delay", [-1e10, -1e300, float("-inf")])
+def test_huge_negative_delays_fire_at_once(loop, delay):
+    fired = []
+    loop.call_later(delay, fired.append, "past")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert fired == ["past"]
+    loop.close()
+
+
+def test_call_at_huge_and_far_past_deadlines(loop):
+    fired = []
+    far = loop.call_at(1e300, fired.append, "far")
+    loop.call_at(-1e300, fired.append, "past")
+    loop.call_at(0, fired.append, "zero")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert fired == ["past", "zero"]
+    far.cancel()
+    loop.close()
+
+
 # -- cancel --------------------------------------------------------------------
 
 
@@ -360,6 +402,57 @@ def test_cancel_after_run_is_harmless(loop):
     timer.cancel()
     assert handle.cancelled() and timer.cancelled()
     assert calls == [1, 2]
+    loop.close()
+
+
+def test_timer_cancelled_by_an_earlier_due_timer(loop):
+    # Both timers are due in the same iteration and already moved to the
+    # ready queue when the first one cancels the second.
+    calls = []
+    when = loop.time()
+    second = None
+
+    def first():
+        calls.append("first")
+        second.cancel()
+
+    loop.call_at(when, first)
+    second = loop.call_at(when + 1e-6, calls.append, "second")
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert calls == ["first"]
+    loop.close()
+
+
+def test_cancelling_most_timers_from_a_callback(loop):
+    fired = []
+    handles = [loop.call_later(0.005, fired.append, i) for i in range(1000)]
+
+    def cancel_most():
+        for h in handles[:-10]:
+            h.cancel()
+
+    loop.call_soon(cancel_most)
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert fired == list(range(990, 1000))
+    loop.close()
+
+
+def test_callback_that_reschedules_itself(loop):
+    count = 0
+
+    def again():
+        nonlocal count
+        count += 1
+        if count < 100:
+            loop.call_soon(again)
+        else:
+            loop.stop()
+
+    loop.call_soon(again)
+    loop.run_forever()
+    assert count == 100
     loop.close()
 
 

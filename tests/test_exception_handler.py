@@ -3,6 +3,7 @@ call_exception_handler, and how failing callbacks reach them."""
 
 import asyncio
 import contextvars
+import gc
 import logging
 
 import pytest
@@ -249,6 +250,25 @@ def test_handler_runs_in_the_context_of_the_failing_callback(kind):
     loop.call_soon(raiser, ValueError, context=ctx)
     run_briefly(loop)
     assert seen == ["callback context"]
+    loop.close()
+
+
+@pytest.mark.skipif(PY < (3, 12), reason="3.12+ runs the handler in the failing task's context")
+def test_handler_runs_in_the_task_context_for_unretrieved_exception(kind):
+    loop = kind.new_loop(record_errors=False)
+    seen = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append((ctx["message"], var.get())))
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "task context")
+
+    async def fail():
+        raise ValueError
+
+    task = kind.Task(fail(), loop=loop, context=ctx)
+    run_briefly(loop)
+    del task
+    gc.collect()
+    assert seen == [("Task exception was never retrieved", "task context")]
     loop.close()
 
 

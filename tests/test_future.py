@@ -5,6 +5,7 @@ import asyncio
 import contextvars
 import gc
 import re
+import traceback
 
 import pytest
 from asyncio import format_helpers
@@ -306,6 +307,107 @@ def test_many_done_callbacks(loop, fut):
     assert calls == list(range(100))
 
 
+# Re-entrancy: callbacks and __eq__ methods that change the callback list
+# while the future walks it.  These must neither crash nor lose track.
+
+
+def test_remove_done_callback_with_eq_that_removes(loop, fut):
+    fut.add_done_callback(str)
+    for _ in range(63):
+        fut.add_done_callback(id)
+
+    class Evil:
+        def __eq__(self, other):
+            fut.remove_done_callback(id)
+            return False
+
+    assert fut.remove_done_callback(Evil()) == 0
+    fut.set_result(None)
+    run_briefly(loop)
+
+
+def test_remove_done_callback_with_eq_that_adds(loop, fut):
+    fut.add_done_callback(str)
+    for _ in range(63):
+        fut.add_done_callback(id)
+    extra = 0
+
+    class Evil:
+        def __eq__(self, other):
+            nonlocal extra
+            extra += 1
+            if extra < 100:
+                fut.add_done_callback(id)
+            return False
+
+    assert fut.remove_done_callback(Evil()) == 0
+    fut.set_result(None)
+    run_briefly(loop)
+
+
+def test_done_callback_removing_later_callbacks(loop, fut):
+    calls = []
+
+    def remover(f):
+        calls.append("remover")
+        f.remove_done_callback(str)
+
+    fut.add_done_callback(remover)
+    fut.add_done_callback(str)
+    fut.add_done_callback(str)
+    fut.set_result(1)
+    run_briefly(loop)
+    assert calls == ["remover"]
+
+
+def test_done_callback_adding_callbacks(loop, fut):
+    calls = []
+
+    def adder(f):
+        calls.append("adder")
+        f.add_done_callback(lambda f: calls.append("added later"))
+
+    fut.add_done_callback(adder)
+    fut.set_result(1)
+    run_briefly(loop)
+    run_briefly(loop)
+    assert calls == ["adder", "added later"]
+
+
+def test_result_set_from_done_callback_of_another_future(kind, loop):
+    first = kind.Future(loop=loop)
+    second = kind.Future(loop=loop)
+    first.add_done_callback(lambda f: second.set_result(f.result() + 1))
+    loop.call_soon(first.set_result, 1)
+    assert loop.run_until_complete(second) == 2
+    loop.close()
+
+
+def test_future_awaited_by_several_tasks(kind, loop, fut):
+    async def waiter(i):
+        return await fut + i
+
+    tasks = [loop.create_task(waiter(i)) for i in range(5)]
+    loop.call_soon(fut.set_result, 10)
+    assert loop.run_until_complete(asyncio.gather(*tasks)) == [10, 11, 12, 13, 14]
+
+
+def test_exception_from_result_keeps_its_traceback_and_cause(kind, loop, fut):
+    try:
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            raise ValueError("outer") from inner
+    except ValueError as exc:
+        fut.set_exception(exc)
+    with pytest.raises(ValueError) as info:
+        fut.result()
+    assert isinstance(info.value.__cause__, KeyError)
+    assert "test_exception_from_result_keeps_its_traceback_and_cause" in "".join(
+        traceback.format_exception(info.value)
+    )
+
+
 # -- awaiting --------------------------------------------------------------------
 
 
@@ -386,6 +488,27 @@ def test_future_requires_loop_outside_running_loop(kind):
     f = loop.run_until_complete(make())
     assert f.get_loop() is loop
     loop.close()
+
+
+def test_uninitialized_subclass_instance(kind):
+    # A subclass whose __init__ forgets to call the base class gives an
+    # object without a loop; it must refuse to work rather than crash.
+    class Uninit(kind.Future):
+        def __init__(self):
+            pass
+
+    fut = Uninit()
+    assert fut.done() is False
+    assert fut.cancelled() is False
+    for method in (fut.result, fut.exception):
+        with pytest.raises(asyncio.InvalidStateError, match="Future object is not initialized."):
+            method()
+    for call in (fut.cancel, lambda: fut.set_result(1), lambda: fut.set_exception(ValueError()), fut.get_loop,
+                 lambda: next(iter(fut)), lambda: repr(fut)):
+        with pytest.raises(RuntimeError, match="Future object is not initialized."):
+            call()
+    with pytest.raises(RuntimeError):
+        fut.add_done_callback(print)
 
 
 # -- unretrieved exceptions --------------------------------------------------------

@@ -665,13 +665,16 @@ def test_task_on_foreign_loop(pair):
 
     async def coro():
         current = asyncio.current_task()
+        assert current in asyncio.all_tasks()
         await asyncio.sleep(0)
         await asyncio.sleep(0.001)
         return current
 
     task = types_kind.Task(coro(), loop=loop)
+    assert task in asyncio.all_tasks(loop)
     assert loop.run_until_complete(task) is task
     assert type(task) is types_kind.Task
+    assert task not in asyncio.all_tasks(loop)
     loop.close()
 
 

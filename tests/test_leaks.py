@@ -9,8 +9,10 @@ item would show up as 100k.
 """
 
 import asyncio
+import contextvars
 import gc
 import sys
+import weakref
 
 import pytest
 
@@ -137,3 +139,120 @@ def test_loops_do_not_leak(kind):
             loop.close()
 
     _check_flat(make_loops)
+
+
+# -- reference cycles ------------------------------------------------------------
+#
+# Objects that hold each other through a handle's arguments, a future's
+# callbacks or a task's coroutine are freed by the cycle collector: the C
+# types must report those references (tp_traverse) and drop them (tp_clear).
+
+
+class Holder:
+    """Something a weak reference can watch."""
+
+
+def _collected(ref):
+    gc.collect()
+    return ref() is None
+
+
+def test_weak_references(kind, loop):
+    fut = kind.Future(loop=loop)
+    task = kind.Task(_ok(), loop=loop)
+    handle = loop.call_soon(print)
+    timer = loop.call_later(3600, print)
+    refs = [weakref.ref(obj) for obj in (fut, task, handle, timer)]
+    assert [r() for r in refs] == [fut, task, handle, timer]
+    loop.run_until_complete(task)
+    handle.cancel()
+    timer.cancel()
+    # A cancelled timer may stay in the loop's heap until an iteration
+    # drops it.
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    del fut, task, handle, timer
+    gc.collect()
+    assert [r() for r in refs] == [None] * 4
+    loop.close()
+
+
+def test_cycle_through_handle_arguments(kind, loop):
+    holder = Holder()
+    holder.handle = loop.call_later(3600, print, holder)
+    ref = weakref.ref(holder)
+    holder.handle.cancel()
+    del holder
+    assert _collected(ref)
+    loop.close()
+
+
+def test_cycle_through_pending_timer_is_kept_while_scheduled(kind, loop):
+    holder = Holder()
+    holder.handle = loop.call_later(0.001, id, holder)
+    ref = weakref.ref(holder)
+    del holder
+    # The loop still owns the timer, so the argument must stay alive.
+    gc.collect()
+    assert ref() is not None
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert _collected(ref)
+    loop.close()
+
+
+def test_cycle_through_done_callback(kind, loop):
+    fut = kind.Future(loop=loop)
+    holder = Holder()
+    holder.fut = fut
+    fut.add_done_callback(lambda f, h=holder: None)
+    ref = weakref.ref(holder)
+    del fut, holder
+    assert _collected(ref)
+    loop.close()
+
+
+def test_cycle_through_result_and_exception(kind, loop):
+    fut = kind.Future(loop=loop)
+    fut.set_result(fut)
+    ref = weakref.ref(fut)
+    del fut
+    assert _collected(ref)
+
+    fut = kind.Future(loop=loop)
+    exc = ValueError()
+    exc.fut = fut
+    fut.set_exception(exc)
+    fut.exception()
+    ref = weakref.ref(fut)
+    del fut, exc
+    assert _collected(ref)
+    loop.close()
+
+
+def test_cycle_through_task_coroutine(kind, loop):
+    holder = Holder()
+
+    async def keeps(h):
+        await asyncio.sleep(0)
+        return h
+
+    holder.task = kind.Task(keeps(holder), loop=loop)
+    loop.run_until_complete(holder.task)
+    ref = weakref.ref(holder)
+    del holder
+    assert _collected(ref)
+    loop.close()
+
+
+def test_cycle_through_task_context(kind, loop):
+    var = contextvars.ContextVar("cycle")
+    ctx = contextvars.copy_context()
+    holder = Holder()
+    ctx.run(var.set, holder)
+    holder.task = kind.Task(_ok(), loop=loop, context=ctx)
+    loop.run_until_complete(holder.task)
+    ref = weakref.ref(holder)
+    del holder, ctx
+    assert _collected(ref)
+    loop.close()

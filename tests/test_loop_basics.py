@@ -2,14 +2,19 @@
 async generator bookkeeping."""
 
 import asyncio
+import gc
 import re
+import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
-from support import close_loop
+from support import CHILD_TIMEOUT, PY, close_loop, script, subprocess_env
+
+# The multiplexer matters here: run on turboloop's poll(2) backend as well.
+ALSO_POLL_BACKEND = True
 
 
 def test_is_an_abstract_event_loop(kind, loop):
@@ -318,6 +323,98 @@ def test_run_forever_after_exception_in_previous_run(loop):
         loop.run_until_complete(fail())
     assert loop.run_until_complete(asyncio.sleep(0, 5)) == 5
     loop.close()
+
+
+# -- fork ------------------------------------------------------------------------
+#
+# Checked in a child process, so that forking never involves the test runner.
+
+
+def _run_script(kind, code):
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
+                          timeout=CHILD_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_new_loop_in_forked_child(kind):
+    out = _run_script(kind, script(f"""
+        {kind.import_line}
+        import os, sys
+        loop = {kind.factory_expr}()
+        print(loop.run_until_complete(asyncio.sleep(0.001, "parent before")), flush=True)
+        pid = os.fork()
+        if pid == 0:
+            child = {kind.factory_expr}()
+            child.call_later(0.001, lambda: print("child timer", flush=True))
+            child.run_until_complete(asyncio.sleep(0.01))
+            child.close()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status), flush=True)
+        print(loop.run_until_complete(asyncio.sleep(0.001, "parent after")))
+        loop.close()
+    """))
+    assert out == "parent before\nchild timer\nchild exit 0\nparent after\n"
+
+
+@pytest.mark.skipif(PY < (3, 12), reason="asyncio resets the running loop in a forked child from 3.12")
+def test_fork_from_a_running_loop(kind):
+    out = _run_script(kind, script(f"""
+        {kind.import_line}
+        import os
+
+        async def main():
+            pid = os.fork()
+            if pid == 0:
+                # The parent's loop is not running here.
+                print("child running loop:", asyncio._get_running_loop(), flush=True)
+                child = {kind.factory_expr}()
+                print(child.run_until_complete(asyncio.sleep(0.001, "child ran")), flush=True)
+                child.close()
+                os._exit(0)
+            loop = asyncio.get_running_loop()
+            status = await loop.run_in_executor(None, os.waitpid, pid, 0)
+            return os.waitstatus_to_exitcode(status[1])
+
+        print("child exit", {kind.run_func}(main()))
+    """))
+    assert out == "child running loop: None\nchild ran\nchild exit 0\n"
+
+
+@pytest.mark.parametrize(
+    "attempt, message",
+    [("run_forever", "This event loop is already running"), ("close", "Cannot close a running event loop")],
+)
+def test_run_or_close_from_another_thread_while_running(kind, loop, attempt, message):
+    # One attempt per test: on some Python versions a failed nested
+    # run_forever() resets the running loop's state.
+    raised = []
+    done = kind.Future(loop=loop)
+
+    def worker():
+        try:
+            getattr(loop, attempt)()
+        except RuntimeError as exc:
+            raised.append(str(exc))
+        loop.call_soon_threadsafe(done.set_result, None)
+
+    thread = threading.Thread(target=worker)
+    loop.call_soon(thread.start)
+    loop.run_until_complete(done)
+    thread.join()
+    assert raised == [message]
+    loop.close()
+
+
+def test_unclosed_loop_warns_and_releases_its_fds(kind):
+    # Not tracked by the fixture, so the loop can be garbage collected; the
+    # fixture still checks that its descriptors went with it.
+    loop = kind.new_event_loop()
+    loop.run_until_complete(asyncio.sleep(0))
+    with pytest.warns(ResourceWarning, match="unclosed event loop"):
+        del loop
+        gc.collect()
 
 
 # -- close ---------------------------------------------------------------------

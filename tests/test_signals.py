@@ -13,6 +13,9 @@ import pytest
 
 from support import CHILD_TIMEOUT, PY, script, subprocess_env
 
+# The multiplexer matters here: run on turboloop's poll(2) backend as well.
+ALSO_POLL_BACKEND = True
+
 
 @pytest.fixture(autouse=True)
 def restore_signal_state():
@@ -58,6 +61,36 @@ def test_signal_wakes_a_sleeping_loop(kind, loop):
         guard.cancel()
         thread.join()
     loop.remove_signal_handler(signal.SIGUSR1)
+    loop.close()
+
+
+def test_signal_received_before_the_loop_runs(kind, loop):
+    got = []
+    loop.add_signal_handler(signal.SIGUSR1, got.append, "early")
+    os.kill(os.getpid(), signal.SIGUSR1)
+    assert got == []
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert got == ["early"]
+    loop.close()
+
+
+def test_signal_handler_removed_before_delivery_is_not_called(kind, loop):
+    got = []
+    loop.add_signal_handler(signal.SIGUSR1, got.append, "removed")
+    loop.add_signal_handler(signal.SIGUSR2, got.append, "kept")
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        loop.remove_signal_handler(signal.SIGUSR1)
+        # Ignore it at the OS level so that unblocking does not kill us.
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+    os.kill(os.getpid(), signal.SIGUSR2)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert got == ["kept"]
     loop.close()
 
 

@@ -6,6 +6,7 @@ import contextvars
 import gc
 import io
 import re
+import traceback
 import types
 
 import pytest
@@ -138,6 +139,40 @@ def test_task_subclass(kind, loop):
     loop.close()
 
 
+def test_awaiting_a_future_subclass_uses_its_add_done_callback(kind, loop):
+    # Only exact Future types may be short-cut; a subclass's overridden
+    # add_done_callback is what the task must call to be woken up.
+    added = []
+
+    class Watched(kind.Future):
+        def add_done_callback(self, fn, *, context=None):
+            added.append(fn)
+            super().add_done_callback(fn, context=context)
+
+    fut = Watched(loop=loop)
+
+    async def coro():
+        return await fut
+
+    task = kind.Task(coro(), loop=loop)
+    run_briefly(loop)
+    assert len(added) == 1
+    fut.set_result("woken")
+    assert loop.run_until_complete(task) == "woken"
+    loop.close()
+
+
+def test_run_until_complete_stopped_early_does_not_report_its_task(kind, loop, errors):
+    # The task run_until_complete() wraps a coroutine in is not reported as
+    # "destroyed but pending": the caller got an error and has no handle on it.
+    loop.call_soon(loop.stop)
+    with pytest.raises(RuntimeError, match="Event loop stopped before Future completed."):
+        loop.run_until_complete(forever())
+    loop.close()
+    gc.collect()
+    assert errors == []
+
+
 # -- what a coroutine may yield --------------------------------------------------
 
 
@@ -223,6 +258,89 @@ def test_awaiting_a_future_of_another_loop(kind, loop):
     message = loop.run_until_complete(kind.Task(coro(), loop=loop))
     assert re.fullmatch(r"Task <Task .*> got Future <Future pending.*> attached to a different loop", message)
     other.close()
+    loop.close()
+
+
+def test_task_awaiting_itself(kind, loop):
+    async def coro():
+        try:
+            await asyncio.current_task()
+        except RuntimeError as exc:
+            return str(exc)
+
+    message = loop.run_until_complete(kind.Task(coro(), loop=loop))
+    assert message.startswith("Task cannot await on itself: <Task")
+    loop.close()
+
+
+def test_coroutine_raising_stop_iteration(kind, loop):
+    async def coro():
+        raise StopIteration("leaked")
+
+    task = kind.Task(coro(), loop=loop)
+    with pytest.raises(RuntimeError, match="coroutine raised StopIteration"):
+        loop.run_until_complete(task)
+    loop.close()
+
+
+def test_task_exception_keeps_traceback_and_cause(kind, loop):
+    async def failing_coroutine():
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            raise ValueError("outer") from inner
+
+    task = kind.Task(failing_coroutine(), loop=loop)
+    with pytest.raises(ValueError):
+        loop.run_until_complete(task)
+    exc = task.exception()
+    assert isinstance(exc.__cause__, KeyError)
+    assert "in failing_coroutine" in "".join(traceback.format_exception(exc))
+    loop.close()
+
+
+def test_deep_await_chain(kind, loop):
+    async def level(n):
+        if n == 0:
+            await asyncio.sleep(0)
+            return 0
+        return await level(n - 1) + 1
+
+    assert loop.run_until_complete(kind.Task(level(200), loop=loop)) == 200
+    loop.close()
+
+
+def test_many_tasks_waiting_on_one_future(kind, loop):
+    fut = kind.Future(loop=loop)
+
+    async def waiter():
+        return await fut
+
+    tasks = [kind.Task(waiter(), loop=loop) for _ in range(1000)]
+    run_briefly(loop)
+    fut.set_result("all")
+    assert loop.run_until_complete(asyncio.gather(*tasks)) == ["all"] * 1000
+    loop.close()
+
+
+def test_task_completing_from_a_done_callback_chain(kind, loop):
+    # Each task's completion starts the next; the chain runs through done
+    # callbacks rather than awaits.
+    results = []
+
+    async def step(i):
+        return i
+
+    def chain(i):
+        if i == 50:
+            loop.stop()
+            return
+        task = kind.Task(step(i), loop=loop)
+        task.add_done_callback(lambda t: (results.append(t.result()), chain(i + 1)))
+
+    loop.call_soon(chain, 0)
+    loop.run_forever()
+    assert results == list(range(50))
     loop.close()
 
 

@@ -1,5 +1,4 @@
-# Example 1 of the asyncio notes: a coroutine
-# awaiting another.
+# Example 1 of the asyncio notes: a coroutine that awaits another.
 import asyncio
 
 async def my_coroutine():

@@ -1,6 +1,6 @@
-# Example 2 of the asyncio notes: a task.
-# The notes rely on example 1's `import asyncio`; it is repeated so that the
-# example runs on its own.
+# Example 2 of the asyncio notes: scheduling a coroutine as a task.
+# The notes import asyncio once, in example 1; the import is repeated here so
+# that the script runs on its own.
 import asyncio
 
 async def fetch_data():
