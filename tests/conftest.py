@@ -32,6 +32,7 @@ The checks here apply to this directory's own tests only; tests/conformance/
 runs CPython's suite under its own rules.
 """
 
+import asyncio
 import faulthandler
 import gc
 import logging
@@ -76,12 +77,12 @@ def pytest_generate_tests(metafunc):
 _CALL_PASSED = pytest.StashKey[bool]()
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    report = yield
+    outcome = yield
+    report = outcome.get_result()
     if report.when == "call":
         item.stash[_CALL_PASSED] = report.passed
-    return report
 
 
 def _finish(request, kinds, fds_before):
@@ -169,8 +170,6 @@ def asyncio_log(request):
 @pytest.fixture
 def fresh_policy():
     """Put back the default event loop policy after the test."""
-    import asyncio
-
     yield
     with quiet_deprecations():
         asyncio.set_event_loop_policy(None)

@@ -107,10 +107,9 @@ class LoopKind:
 
     @property
     def EventLoopPolicy(self):
-        if self.is_turboloop:
-            return turboloop.EventLoopPolicy
+        # Both names are deprecated from 3.14, as the policy system is.
         with quiet_deprecations():
-            return asyncio.DefaultEventLoopPolicy
+            return turboloop.EventLoopPolicy if self.is_turboloop else asyncio.DefaultEventLoopPolicy
 
     def new_event_loop(self):
         """The bare factory, suitable as loop_factory=; the caller closes the loop."""

@@ -325,7 +325,7 @@ def test_install(tl, fresh_policy):
     with quiet_deprecations():
         tl.install()
         policy = asyncio.get_event_loop_policy()
-    assert isinstance(policy, tl.EventLoopPolicy)
+        assert isinstance(policy, tl.EventLoopPolicy)
     loop = asyncio.new_event_loop()
     try:
         assert isinstance(loop, tl.Loop)

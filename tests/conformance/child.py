@@ -31,6 +31,7 @@ from . import plug, tables, targets
 
 PACKAGE = "test.test_asyncio."
 DETAIL_LINES = 30
+LOG_MARKER = "--- conformance harness: start of "
 
 
 def short_id(test_id):
@@ -238,6 +239,11 @@ class StreamingResult(unittest.TestResult):
         self._current = {"id": short_id(test.id()), "outcome": "passed", "detail": "",
                          "t0": time.monotonic()}
         self._rec.write(event="start", id=self._current["id"])
+        # A marker in the log, so that the parent can cut out what this test
+        # printed (and the stacks faulthandler dumps if it hangs or dies).
+        with contextlib.suppress(Exception):
+            self._dump_file.write(f"{LOG_MARKER}{self._current['id']}\n")
+            self._dump_file.flush()
         if self._dump_after > 0:
             # If the test hangs, the stacks of all threads land in the job's
             # log before the parent kills this process.

@@ -20,6 +20,7 @@ import threading
 import time
 
 from . import expected, tables, targets
+from .child import LOG_MARKER
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHILD = [sys.executable, "-X", "faulthandler", "-m", "tests.conformance"]
@@ -103,6 +104,20 @@ def _log_tail(path, start, lines=40):
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def _test_output(path, test_id, lines=60):
+    """What the child printed since it started `test_id`: the stacks
+    faulthandler dumped for a hang or a crash end up there."""
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    marker = f"{LOG_MARKER}{test_id}\n"
+    at = text.rfind(marker)
+    if at >= 0:
+        text = text[at + len(marker):]
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
 # Set when the run is interrupted: job threads then stop their children.
 _STOP = threading.Event()
 
@@ -143,7 +158,7 @@ def run_job(job, opts, workdir, env):
                         job.excluded = {i: r for i, r in rec.get("excluded", [])}
                         job.skipped_module = rec.get("skipped_module")
                 elif event == "start":
-                    current = (rec["id"], time.monotonic(), log.stat().st_size if log.exists() else 0)
+                    current = (rec["id"], time.monotonic())
                 elif event == "end":
                     job.results[rec["id"]] = rec
                     if current and current[0] == rec["id"]:
@@ -166,7 +181,7 @@ def run_job(job, opts, workdir, env):
                 job.results[current[0]] = {
                     "id": current[0], "outcome": "timeout", "time": round(now - current[1], 1),
                     "detail": f"no result after {timeout:g} s; stacks at the time:\n"
-                              + _log_tail(log, current[2], 60)}
+                              + _test_output(log, current[0])}
                 current = None
                 if timeouts >= 2:
                     # A module that hangs twice will likely hang again; spend
@@ -183,7 +198,7 @@ def run_job(job, opts, workdir, env):
                     job.results[current[0]] = {
                         "id": current[0], "outcome": "timeout", "time": round(now - current[1], 1),
                         "detail": "stopped: the module's time budget ran out during this test\n"
-                                  + _log_tail(log, current[2], 60)}
+                                  + _test_output(log, current[0])}
                     current = None
                 break
             time.sleep(0.05)
@@ -205,7 +220,7 @@ def run_job(job, opts, workdir, env):
             how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
             job.results[current[0]] = {
                 "id": current[0], "outcome": "crash", "time": round(time.monotonic() - current[1], 1),
-                "detail": f"the interpreter died during this test ({how}):\n" + _log_tail(log, current[2], 60)}
+                "detail": f"the interpreter died during this test ({how}):\n" + _test_output(log, current[0])}
         if out_of_budget or job.fatal or job.plan is None or finished_at:
             break
         remaining = set(job.plan) - set(job.results)
@@ -227,8 +242,9 @@ def run_job(job, opts, workdir, env):
         if test_id not in job.results:
             why = ("the module's time budget ran out first" if out_of_budget
                    else "the process running it stopped early (see the fixture errors of this module)")
-            job.results[test_id] = {"id": test_id, "outcome": "not_run", "detail": f"did not run: {why}\n"
-                                    + _log_tail(log, 0, 20)}
+            tail = "" if out_of_budget else "\n".join(
+                line for line in _log_tail(log, 0, 40).splitlines() if not line.startswith(LOG_MARKER))
+            job.results[test_id] = {"id": test_id, "outcome": "not_run", "detail": f"did not run: {why}\n" + tail}
     return job
 
 
@@ -389,7 +405,7 @@ def print_report(meta, summary, rows, jobs, listing, exp_path, out):
             reason = tables.EXCLUDED_MODULES.get(module, "not classified in tables.py yet")
             w(f"  {module}: whole module: {reason}\n")
         for (module, reason), n in sorted(excluded.items()):
-            w(f"  {module}: {n} tests: {reason}\n")
+            w(f"  {module}: {n} test{'s' if n != 1 else ''}: {reason}\n")
     unclassified = [m for m, i in listing["modules"].items() if i["status"] == "unclassified"]
     if unclassified:
         w(f"\nModules of this Python's suite that tables.py does not classify: {', '.join(sorted(unclassified))}\n")
@@ -445,7 +461,10 @@ def update_expected(path, rows, exp, exp_groups, scope_modules, full_scope, meta
 
 def _source_revision():
     """The commit under test, and whether the C core or the package differ
-    from it (read-only git queries; None outside a checkout)."""
+    from it (read-only git queries; None outside a checkout).  A wrapper that
+    runs the harness where git is missing (sid.sh) passes it in instead."""
+    if os.environ.get("TURBOLOOP_CONFORMANCE_REVISION"):
+        return os.environ["TURBOLOOP_CONFORMANCE_REVISION"]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, timeout=10).stdout.strip()

@@ -48,9 +48,16 @@ if [ "$build" = 1 ]; then
     chroot "$root" sh -c "cd $mnt && python$version setup.py build_ext --inplace -q"
 fi
 
+# The chroot may have no git: name the revision under test from here
+# (read-only queries).
+revision=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || true)
+if [ -n "$revision" ] && [ -n "$(git -C "$repo" --no-optional-locks status --porcelain -- csrc python setup.py 2>/dev/null)" ]; then
+    revision="$revision+local changes"
+fi
+
 # The JSON file, if any, is written relative to the repository.
 set +e
-chroot "$root" env -u PYTHONHOME PYTHONPATH="$mnt/python" sh -c 'cd "$0" && exec "$@"' \
+chroot "$root" env -u PYTHONHOME PYTHONPATH="$mnt/python" TURBOLOOP_CONFORMANCE_REVISION="$revision" sh -c 'cd "$0" && exec "$@"' \
     "$mnt" "python$version" -m tests.conformance "$@"
 status=$?
 exit $status
