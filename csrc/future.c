@@ -654,8 +654,9 @@ futureiter_am_send(tl_futureiter *it, PyObject *Py_UNUSED(arg),
     PyObject *res;
     int r;
     if (fut == NULL) {
-        *result = NULL;
-        return PYGEN_ERROR;
+        /* Exhausted (or closed): like a finished generator. */
+        *result = Py_NewRef(Py_None);
+        return PYGEN_RETURN;
     }
     if (fut->state == TL_PENDING) {
         if (!fut->blocking) {
