@@ -53,6 +53,14 @@ tl_future_init(tl_future *fut, PyObject *loop)
     int is_debug;
     if (st == NULL)
         return -1;
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15 forbids initialising a future (or task) twice. */
+    if (fut->loop != NULL) {
+        PyErr_Format(PyExc_RuntimeError, "%s object is already initialized",
+                     _PyType_Name(Py_TYPE(fut)));
+        return -1;
+    }
+#endif
     fut->st = st;
     /* Re-initialisation starts from a clean slate, except for the instance
      * dict: a subclass's __init__ may have set attributes before calling
