@@ -163,7 +163,8 @@ loop_release_entry(tl_entry *e)
 {
     Py_XDECREF((PyObject *)e->a);
     Py_XDECREF((PyObject *)e->b);
-    Py_XDECREF((PyObject *)e->c);
+    if (e->kind != TL_EV_IO)
+        Py_XDECREF((PyObject *)e->c);
 }
 
 /* A callback raised.  KeyboardInterrupt and SystemExit leave the loop, as in
@@ -258,6 +259,10 @@ loop_run_entry(tl_loop *self, tl_entry *e)
         if (loop_run_task_entry(self, e) < 0)
             r = loop_report_error(self, NULL, (PyObject *)e->a, NULL);
         break;
+    case TL_EV_IO:
+        if (((tl_io_fn)e->c)((PyObject *)e->a) < 0)
+            r = loop_report_error(self, NULL, (PyObject *)e->a, NULL);
+        break;
     default:
         Py_UNREACHABLE();
     }
@@ -347,6 +352,25 @@ loop_drain_wakeup(tl_loop *self)
     /* An eventfd is drained by a single read; a pipe until EAGAIN. */
 }
 
+/* Queue what watches one side of an fd: its Handle, unless cancelled, or
+ * its C watcher. */
+static int
+loop_queue_watcher(tl_loop *self, PyObject *obj, tl_io_fn fn)
+{
+    if (fn != NULL) {
+        if (tl_ring_push(&self->ready, TL_EV_IO, Py_NewRef(obj), NULL,
+                         (void *)fn) != 0) {
+            Py_DECREF(obj);
+            PyErr_NoMemory();
+            return -1;
+        }
+        return 0;
+    }
+    if (((tl_handle *)obj)->cancelled)
+        return 0;
+    return tl_loop_push(self, TL_EV_HANDLE, Py_NewRef(obj), NULL, NULL);
+}
+
 static int
 loop_dispatch_io(tl_loop *self, tl_poll_event *evs, int n)
 {
@@ -359,20 +383,14 @@ loop_dispatch_io(tl_loop *self, tl_poll_event *evs, int n)
         }
         if (fd < 0 || fd >= self->nfds)
             continue;
+        /* Queueing runs no Python code, so w stays valid. */
         w = &self->fds[fd];
         if ((evs[i].mask & TL_POLL_READ) && w->reader != NULL
-            && !((tl_handle *)w->reader)->cancelled) {
-            if (tl_loop_push(self, TL_EV_HANDLE, Py_NewRef(w->reader),
-                             NULL, NULL) < 0)
-                return -1;
-        }
-        /* The push cannot run Python code, so w is still valid here. */
+            && loop_queue_watcher(self, w->reader, w->rfn) < 0)
+            return -1;
         if ((evs[i].mask & TL_POLL_WRITE) && w->writer != NULL
-            && !((tl_handle *)w->writer)->cancelled) {
-            if (tl_loop_push(self, TL_EV_HANDLE, Py_NewRef(w->writer),
-                             NULL, NULL) < 0)
-                return -1;
-        }
+            && loop_queue_watcher(self, w->writer, w->wfn) < 0)
+            return -1;
     }
     return 0;
 }
@@ -623,6 +641,7 @@ loop_dealloc(tl_loop *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     loop_clear(self);
     loop_close_fds(self);
+    free(self->rbuf);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -1017,6 +1036,89 @@ loop_update_interest(tl_loop *self, int fd)
     return 0;
 }
 
+/* Drop a watcher taken out of its slot: a Handle is cancelled, a C watcher
+ * simply released. */
+static int
+loop_cancel_watcher(PyObject *old, tl_io_fn fn)
+{
+    PyObject *r;
+    if (old == NULL)
+        return 0;
+    if (fn != NULL) {
+        Py_DECREF(old);
+        return 0;
+    }
+    r = PyObject_CallMethod(old, "cancel", NULL);
+    Py_DECREF(old);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+int
+tl_loop_watch(tl_loop *loop, int fd, int writer, PyObject *obj, tl_io_fn fn)
+{
+    PyObject *old;
+    tl_io_fn oldfn;
+    tl_fdwatch *w;
+    if (loop_check_closed(loop) < 0)
+        return -1;
+    if (fd >= loop->nfds && loop_grow_fds(loop, fd) < 0)
+        return -1;
+    w = &loop->fds[fd];
+    old = writer ? w->writer : w->reader;
+    oldfn = writer ? w->wfn : w->rfn;
+    if (old == obj)
+        return 0;
+    if (writer) {
+        w->writer = Py_NewRef(obj);
+        w->wfn = fn;
+    }
+    else {
+        w->reader = Py_NewRef(obj);
+        w->rfn = fn;
+    }
+    if (loop_update_interest(loop, fd) < 0) {
+        if (writer) {
+            w->writer = old;
+            w->wfn = oldfn;
+        }
+        else {
+            w->reader = old;
+            w->rfn = oldfn;
+        }
+        Py_DECREF(obj);
+        return -1;
+    }
+    return loop_cancel_watcher(old, oldfn);
+}
+
+void
+tl_loop_unwatch(tl_loop *loop, int fd, int writer, PyObject *obj)
+{
+    tl_fdwatch *w;
+    if (fd < 0 || fd >= loop->nfds)
+        return;
+    w = &loop->fds[fd];
+    if ((writer ? w->writer : w->reader) != obj)
+        return;
+    if (writer) {
+        w->writer = NULL;
+        w->wfn = NULL;
+    }
+    else {
+        w->reader = NULL;
+        w->rfn = NULL;
+    }
+    if (!loop->closed && loop_update_interest(loop, fd) < 0) {
+        /* The fd is most likely closed already; forget it anyway. */
+        PyErr_Clear();
+        w->mask = 0;
+    }
+    Py_DECREF(obj);
+}
+
 static PyObject *
 loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
                  PyObject *kwnames, int writer)
@@ -1024,6 +1126,7 @@ loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
     const char *fname = writer ? "add_writer" : "add_reader";
     PyObject *callback, *cargs, *context, *h, *old;
     PyObject **slot;
+    tl_io_fn *fnslot, oldfn;
     int fd;
     if (nargs < 1) {
         PyErr_Format(PyExc_TypeError, "%s() missing required argument 'fd'",
@@ -1060,27 +1163,29 @@ loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     }
     slot = writer ? &self->fds[fd].writer : &self->fds[fd].reader;
+    fnslot = writer ? &self->fds[fd].wfn : &self->fds[fd].rfn;
     old = *slot;
+    oldfn = *fnslot;
     *slot = h;
+    *fnslot = NULL;
     if (loop_update_interest(self, fd) < 0) {
         *slot = old;
+        *fnslot = oldfn;
         Py_DECREF(h);
         return NULL;
     }
-    if (old != NULL) {
-        PyObject *r = PyObject_CallMethod(old, "cancel", NULL);
-        Py_DECREF(old);
-        if (r == NULL)
-            return NULL;
-        Py_DECREF(r);
+    if (loop_cancel_watcher(old, oldfn) < 0) {
+        Py_DECREF(h);
+        return NULL;
     }
-    Py_RETURN_NONE;
+    return Py_NewRef(h);
 }
 
 static PyObject *
 loop_remove_watcher(tl_loop *self, PyObject *fdobj, int writer)
 {
-    PyObject *old, *r;
+    PyObject *old;
+    tl_io_fn oldfn;
     int fd;
     if (self->closed)
         Py_RETURN_FALSE;
@@ -1089,22 +1194,24 @@ loop_remove_watcher(tl_loop *self, PyObject *fdobj, int writer)
     if (fd >= self->nfds)
         Py_RETURN_FALSE;
     old = writer ? self->fds[fd].writer : self->fds[fd].reader;
+    oldfn = writer ? self->fds[fd].wfn : self->fds[fd].rfn;
     if (old == NULL)
         Py_RETURN_FALSE;
-    if (writer)
+    if (writer) {
         self->fds[fd].writer = NULL;
-    else
+        self->fds[fd].wfn = NULL;
+    }
+    else {
         self->fds[fd].reader = NULL;
+        self->fds[fd].rfn = NULL;
+    }
     if (loop_update_interest(self, fd) < 0) {
         /* The fd is most likely closed already; forget it anyway. */
         PyErr_Clear();
         self->fds[fd].mask = 0;
     }
-    r = PyObject_CallMethod(old, "cancel", NULL);
-    Py_DECREF(old);
-    if (r == NULL)
+    if (loop_cancel_watcher(old, oldfn) < 0)
         return NULL;
-    Py_DECREF(r);
     Py_RETURN_TRUE;
 }
 
@@ -1403,12 +1510,12 @@ static PyMethodDef loop_methods[] = {
     {"_close", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
     {"_check_closed", (PyCFunction)loop_check_closed_py, METH_NOARGS, NULL},
     {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
-    {"add_reader", (PyCFunction)(void (*)(void))loop_add_reader,
+    {"_add_reader", (PyCFunction)(void (*)(void))loop_add_reader,
      METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"add_writer", (PyCFunction)(void (*)(void))loop_add_writer,
+    {"_add_writer", (PyCFunction)(void (*)(void))loop_add_writer,
      METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"remove_reader", (PyCFunction)loop_remove_reader, METH_O, NULL},
-    {"remove_writer", (PyCFunction)loop_remove_writer, METH_O, NULL},
+    {"_remove_reader", (PyCFunction)loop_remove_reader, METH_O, NULL},
+    {"_remove_writer", (PyCFunction)loop_remove_writer, METH_O, NULL},
     {"_get_reader", (PyCFunction)loop_get_reader, METH_O, NULL},
     {"_get_writer", (PyCFunction)loop_get_writer, METH_O, NULL},
     {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,

@@ -36,6 +36,8 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->format_callback_source);
     Py_VISIT(st->add_to_awaited_by);
     Py_VISIT(st->discard_from_awaited_by);
+    Py_VISIT(st->BufferedProtocol);
+    Py_VISIT(st->SocketTransportType);
     return 0;
 }
 
@@ -83,6 +85,15 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->str_get_debug);
     Py_CLEAR(st->str_context);
     Py_CLEAR(st->str_msg);
+    Py_CLEAR(st->str_data_received);
+    Py_CLEAR(st->str_buffer_updated);
+    Py_CLEAR(st->str_get_buffer);
+    Py_CLEAR(st->str_eof_received);
+    Py_CLEAR(st->str_connection_lost);
+    Py_CLEAR(st->str_pause_writing);
+    Py_CLEAR(st->str_resume_writing);
+    Py_CLEAR(st->BufferedProtocol);
+    Py_CLEAR(st->SocketTransportType);
     Py_CLEAR(st->kw_context);
     Py_CLEAR(st->kw_msg);
     return 0;
@@ -166,6 +177,7 @@ module_exec(PyObject *mod)
     IMPORT(discard_from_awaited_by, "asyncio.futures",
            "future_discard_from_awaited_by");
 #endif
+    IMPORT(BufferedProtocol, "asyncio.protocols", "BufferedProtocol");
     IMPORT(task_get_stack, "asyncio.base_tasks", "_task_get_stack");
     IMPORT(task_print_stack, "asyncio.base_tasks", "_task_print_stack");
     IMPORT(extract_stack, "asyncio.format_helpers", "extract_stack");
@@ -197,6 +209,14 @@ module_exec(PyObject *mod)
     INTERN(str_get_debug, "get_debug");
     INTERN(str_context, "context");
     INTERN(str_msg, "msg");
+    INTERN(str_data_received, "data_received");
+    INTERN(str_buffer_updated, "buffer_updated");
+    INTERN(str_get_buffer, "get_buffer");
+    INTERN(str_eof_received, "eof_received");
+    INTERN(str_connection_lost, "connection_lost");
+    INTERN(str_pause_writing, "pause_writing");
+    INTERN(str_resume_writing, "resume_writing");
+
     if ((st->kw_context = PyTuple_Pack(1, st->str_context)) == NULL)
         return -1;
     if ((st->kw_msg = PyTuple_Pack(1, st->str_msg)) == NULL)
@@ -205,7 +225,8 @@ module_exec(PyObject *mod)
     if (tl_handle_init_types(mod, st) < 0
         || tl_loop_init_type(mod, st) < 0
         || tl_future_init_types(mod, st) < 0
-        || tl_task_init_type(mod, st) < 0)
+        || tl_task_init_type(mod, st) < 0
+        || tl_transport_init_type(mod, st) < 0)
         return -1;
     return 0;
 }

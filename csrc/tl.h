@@ -102,6 +102,7 @@ typedef struct tl_state {
     PyTypeObject *FutureType;
     PyTypeObject *FutureIterType;
     PyTypeObject *TaskType;
+    PyTypeObject *SocketTransportType;
 
     /* asyncio objects, imported once when the module is executed. */
     PyObject *CancelledError;
@@ -124,6 +125,7 @@ typedef struct tl_state {
     PyObject *format_callback_source;  /* format_helpers._format_callback_source */
     PyObject *add_to_awaited_by;       /* futures.future_add_to_awaited_by, 3.14+ */
     PyObject *discard_from_awaited_by; /* futures.future_discard_from_awaited_by */
+    PyObject *BufferedProtocol;        /* asyncio.protocols.BufferedProtocol */
 
     /* Interned attribute names. */
     PyObject *str_throw;
@@ -140,6 +142,13 @@ typedef struct tl_state {
     PyObject *str_get_debug;
     PyObject *str_context;             /* "context" keyword */
     PyObject *str_msg;                 /* "msg" keyword */
+    PyObject *str_data_received;       /* protocol methods */
+    PyObject *str_buffer_updated;
+    PyObject *str_get_buffer;
+    PyObject *str_eof_received;
+    PyObject *str_connection_lost;
+    PyObject *str_pause_writing;
+    PyObject *str_resume_writing;
     PyObject *kw_context;              /* ("context",) for vectorcall */
     PyObject *kw_msg;                  /* ("msg",) */
 
@@ -167,11 +176,22 @@ enum {
     TL_EV_CALLBACK,      /* a: callable, b: its single argument, c: Context */
     TL_EV_TASK_STEP,     /* a: Task, b: exception to throw in, or NULL */
     TL_EV_TASK_WAKEUP,   /* a: Task, b: the future it waited for */
+    TL_EV_IO,            /* a: object watching an fd, b: NULL,
+                            c: its tl_io_fn (not a reference) */
 };
 
+/* A C-level fd watcher (a transport): called from the ready queue when the
+ * fd it watches is ready.  Returns 0, or -1 with an exception set that the
+ * loop reports as it would a failing callback. */
+typedef int (*tl_io_fn)(PyObject *obj);
+
+/* Per-fd watchers.  A slot holds either a Handle (add_reader/add_writer) or,
+ * when its fn is set, an object whose fn the loop calls directly. */
 typedef struct tl_fdwatch {
-    PyObject *reader;    /* Handle or NULL */
-    PyObject *writer;    /* Handle or NULL */
+    PyObject *reader;    /* Handle, watcher object, or NULL */
+    PyObject *writer;
+    tl_io_fn rfn;        /* set when reader is a C watcher */
+    tl_io_fn wfn;
     unsigned mask;       /* interest currently registered with the poller */
 } tl_fdwatch;
 
@@ -201,7 +221,11 @@ typedef struct tl_loop {
     unsigned long long n_callbacks;
     long long poll_ns;
     long long run_ns;
+    char *rbuf;                   /* transports' receive buffer */
 } tl_loop;
+
+/* Size of tl_loop.rbuf: what one recv() of a stream transport may return. */
+#define TL_RBUF_SIZE (256 * 1024)
 
 typedef struct tl_handle {
     PyObject_HEAD
@@ -297,6 +321,14 @@ int tl_loop_init_type(PyObject *mod, tl_state *st);
  * failure.  Raises if the loop is closed. */
 int tl_loop_push(tl_loop *loop, int kind, PyObject *a, PyObject *b, PyObject *c);
 int tl_loop_check_thread(tl_loop *loop);
+/* Watch fd for reading (writer == 0) or writing with a C watcher: fn(obj)
+ * runs each iteration the fd is ready.  The loop holds obj while it
+ * watches; a Handle already in the slot is cancelled. */
+int tl_loop_watch(tl_loop *loop, int fd, int writer, PyObject *obj,
+                  tl_io_fn fn);
+/* Stop watching, if obj is still the slot's watcher; never fails for a
+ * closed fd (the interest is dropped regardless). */
+void tl_loop_unwatch(tl_loop *loop, int fd, int writer, PyObject *obj);
 /* Schedule fn(arg) in ctx on any loop: straight into the ring of a turboloop
  * loop, through loop.call_soon(fn, arg, context=ctx) on any other. */
 int tl_call_soon(tl_state *st, PyObject *loop, tl_loop *tloop, PyObject *fn,
@@ -322,6 +354,9 @@ void tl_future_finalize(PyObject *self);
 /* Call graph bookkeeping (3.14+); no-ops elsewhere. */
 int tl_awaited_by_add(tl_state *st, PyObject *fut, PyObject *waiter);
 int tl_awaited_by_discard(tl_state *st, PyObject *fut, PyObject *waiter);
+
+/* transport.c */
+int tl_transport_init_type(PyObject *mod, tl_state *st);
 
 /* task.c */
 int tl_task_init_type(PyObject *mod, tl_state *st);

@@ -20,6 +20,7 @@ from asyncio import coroutines, events, format_helpers, futures, tasks
 from asyncio.log import logger
 
 from . import _core
+from ._network import NetworkMixin
 
 __all__ = ("Loop",)
 
@@ -87,7 +88,7 @@ def _is_numeric_address(host, port):
     return False
 
 
-class Loop(_core.Loop, asyncio.AbstractEventLoop):
+class Loop(_core.Loop, NetworkMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop whose scheduling, timers, I/O polling, futures
     and tasks are implemented in C."""
 
@@ -102,6 +103,7 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):
         self._signal_handlers = {}
         self._ssock = self._csock = None
         self._current_handle = None
+        self._init_network()
         # asyncio's loops expose the resolution of their clock; ours is the
         # same monotonic clock.
         self._clock_resolution = time.get_clock_info("monotonic").resolution
@@ -429,12 +431,12 @@ class Loop(_core.Loop, asyncio.AbstractEventLoop):
         self._ssock, self._csock = socket.socketpair()
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
-        self.add_reader(self._ssock.fileno(), self._read_signals)
+        self._add_reader(self._ssock.fileno(), self._read_signals)
 
     def _close_signal_socket(self):
         if self._ssock is None:
             return
-        self.remove_reader(self._ssock.fileno())
+        self._remove_reader(self._ssock.fileno())
         self._ssock.close()
         self._csock.close()
         self._ssock = self._csock = None

@@ -1,0 +1,1333 @@
+/* transport.c -- the stream socket transport (TCP and Unix sockets).
+ *
+ * SocketTransport is asyncio's selector socket transport with its per-event
+ * work in C: the loop calls transport_read_ready / transport_write_ready
+ * straight from its ready queue (no Handle, no bound method), data is read
+ * with recv() into the loop's buffer, or into the buffer a BufferedProtocol
+ * hands out, and written with send() when nothing is queued, otherwise
+ * queued and flushed with sendmsg() over up to TRANSPORT_IOV chunks.
+ *
+ * The type derives from asyncio.Transport, whose only slot (_extra, the
+ * dict behind get_extra_info) is the first field of the layout below.
+ * Setup -- building the extra dict, TCP_NODELAY, scheduling
+ * connection_made -- is done by the Python side (turboloop/_network.py).
+ */
+#include "tl.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define TRANSPORT_IOV 64
+/* asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
+#define TRANSPORT_LOST_WRITES_LOG 5
+#define TRANSPORT_HIGH_WATER (64 * 1024)
+
+#ifndef MSG_NOSIGNAL
+#  define MSG_NOSIGNAL 0
+#endif
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *extra;            /* asyncio.BaseTransport._extra; keep first */
+    tl_state *st;
+    tl_loop *loop;
+    PyObject *sock;             /* NULL once the connection is lost */
+    PyObject *protocol;
+    PyObject *server;
+    PyObject *context;          /* protocol callbacks run in it */
+    PyObject *empty_waiter;     /* sendfile's "buffer is empty" future */
+    PyObject *dict;
+    PyObject *weakreflist;
+    /* Write queue: bytes objects, the first sent up to wq_off. */
+    PyObject **wq;
+    Py_ssize_t wq_head, wq_len, wq_cap, wq_off;
+    Py_ssize_t wsize;           /* bytes queued and not sent */
+    Py_ssize_t high, low;       /* water marks */
+    Py_ssize_t conn_lost;
+    int fd;
+    char closing;
+    char eof;
+    char paused;                /* pause_reading() */
+    char protocol_paused;       /* pause_writing() was called */
+    char protocol_connected;
+    char buffered;              /* protocol is a BufferedProtocol */
+    char rwatch;                /* the loop watches fd for us */
+    char wwatch;
+    char detach_with_arg;       /* Server._detach(transport), 3.13+ */
+} tl_transport;
+
+static int transport_read_ready(PyObject *obj);
+static int transport_write_ready(PyObject *obj);
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static int
+transport_watch(tl_transport *self, int writer)
+{
+    char *flag = writer ? &self->wwatch : &self->rwatch;
+    if (*flag)
+        return 0;
+    if (tl_loop_watch(self->loop, self->fd, writer, (PyObject *)self,
+                      writer ? transport_write_ready
+                             : transport_read_ready) < 0)
+        return -1;
+    *flag = 1;
+    return 0;
+}
+
+static void
+transport_unwatch(tl_transport *self, int writer)
+{
+    char *flag = writer ? &self->wwatch : &self->rwatch;
+    if (!*flag)
+        return;
+    *flag = 0;
+    tl_loop_unwatch(self->loop, self->fd, writer, (PyObject *)self);
+}
+
+/* Drop every queued chunk. */
+static void
+transport_clear_queue(tl_transport *self)
+{
+    PyObject **wq = self->wq;
+    Py_ssize_t head = self->wq_head, len = self->wq_len, cap = self->wq_cap;
+    self->wq = NULL;
+    self->wq_head = self->wq_len = self->wq_cap = self->wq_off = 0;
+    self->wsize = 0;
+    for (Py_ssize_t i = 0; i < len; i++)
+        Py_DECREF(wq[(head + i) % cap]);
+    PyMem_Free(wq);
+}
+
+/* Append a chunk (steals the reference, also on failure). */
+static int
+transport_queue(tl_transport *self, PyObject *chunk)
+{
+    if (self->wq_len == self->wq_cap) {
+        Py_ssize_t cap = self->wq_cap ? self->wq_cap * 2 : 8;
+        PyObject **n = PyMem_New(PyObject *, cap);
+        if (n == NULL) {
+            Py_DECREF(chunk);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < self->wq_len; i++)
+            n[i] = self->wq[(self->wq_head + i) % self->wq_cap];
+        PyMem_Free(self->wq);
+        self->wq = n;
+        self->wq_head = 0;
+        self->wq_cap = cap;
+    }
+    self->wq[(self->wq_head + self->wq_len) % self->wq_cap] = chunk;
+    self->wq_len++;
+    self->wsize += PyBytes_GET_SIZE(chunk);
+    return 0;
+}
+
+/* Forget the first nbytes of the queue, which were sent. */
+static void
+transport_consume(tl_transport *self, Py_ssize_t nbytes)
+{
+    self->wsize -= nbytes;
+    while (nbytes > 0 && self->wq_len > 0) {
+        PyObject *b = self->wq[self->wq_head];
+        Py_ssize_t left = PyBytes_GET_SIZE(b) - self->wq_off;
+        if (left > nbytes) {
+            self->wq_off += nbytes;
+            return;
+        }
+        nbytes -= left;
+        self->wq_head = (self->wq_head + 1) % self->wq_cap;
+        self->wq_len--;
+        self->wq_off = 0;
+        Py_DECREF(b);
+    }
+}
+
+static int
+transport_would_block(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/* Call protocol.<name>(arg) (no argument when arg is NULL) in the
+ * transport's context; name is one of the interned strings of the state. */
+static PyObject *
+transport_call_protocol(tl_transport *self, PyObject *name, PyObject *arg)
+{
+    PyObject *r, *protocol = self->protocol, *argv[2];
+    if (protocol == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(protocol);
+    if (PyContext_Enter(self->context) < 0) {
+        Py_DECREF(protocol);
+        return NULL;
+    }
+    argv[0] = protocol;
+    argv[1] = arg;
+    r = PyObject_VectorcallMethod(name, argv,
+                                  (arg ? 2 : 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                  NULL);
+    if (PyContext_Exit(self->context) < 0)
+        Py_CLEAR(r);
+    Py_DECREF(protocol);
+    return r;
+}
+
+/* An exception is set: 1 if it must leave the loop (SystemExit,
+ * KeyboardInterrupt), 0 if the transport deals with it. */
+static int
+transport_exc_escapes(void)
+{
+    return PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)
+           || PyErr_ExceptionMatches(PyExc_SystemExit);
+}
+
+static int transport_force_close(tl_transport *self, PyObject *exc);
+
+/* asyncio's _fatal_error for the exception currently set: report it (the
+ * Python side logs OSErrors in debug mode, passes anything else to the
+ * exception handler) and close the transport.  Returns -1 only when the
+ * exception must leave the loop. */
+static int
+transport_fatal(tl_transport *self, const char *message)
+{
+    PyObject *exc, *msg, *r;
+    if (transport_exc_escapes())
+        return -1;
+    exc = tl_err_get_raised();
+    msg = PyUnicode_FromString(message);
+    if (msg == NULL) {
+        Py_DECREF(exc);
+        return -1;
+    }
+    r = PyObject_CallMethod((PyObject *)self->loop, "_transport_error",
+                            "OOO", (PyObject *)self, exc, msg);
+    Py_DECREF(msg);
+    if (r == NULL) {
+        Py_DECREF(exc);
+        return -1;
+    }
+    Py_DECREF(r);
+    r = NULL;
+    if (transport_force_close(self, exc) < 0) {
+        Py_DECREF(exc);
+        return -1;
+    }
+    Py_DECREF(exc);
+    return 0;
+}
+
+static int
+transport_set_oserror(int err)
+{
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* Schedule self._call_connection_lost(exc) with call_soon. */
+static int
+transport_schedule_lost(tl_transport *self, PyObject *exc)
+{
+    PyObject *fn, *ctx;
+    int r = -1;
+    /* Run in a copy of the current context, as call_soon would; the
+     * protocol call inside enters the transport's own context. */
+    ctx = PyContext_CopyCurrent();
+    if (ctx == NULL)
+        return -1;
+    fn = PyObject_GetAttrString((PyObject *)self, "_call_connection_lost");
+    if (fn != NULL) {
+        r = tl_call_soon(self->st, (PyObject *)self->loop, self->loop, fn,
+                         exc ? exc : Py_None, ctx);
+        Py_DECREF(fn);
+    }
+    Py_DECREF(ctx);
+    return r;
+}
+
+static int
+transport_force_close(tl_transport *self, PyObject *exc)
+{
+    if (self->conn_lost)
+        return 0;
+    if (self->wsize > 0 || self->wq_len > 0) {
+        transport_clear_queue(self);
+        transport_unwatch(self, 1);
+    }
+    if (!self->closing) {
+        self->closing = 1;
+        transport_unwatch(self, 0);
+    }
+    self->conn_lost++;
+    return transport_schedule_lost(self, exc);
+}
+
+/* Report a failing pause_writing()/resume_writing() to the handler. */
+static int
+transport_protocol_error(tl_transport *self, const char *message)
+{
+    PyObject *exc, *ctx;
+    if (transport_exc_escapes())
+        return -1;
+    exc = tl_err_get_raised();
+    ctx = Py_BuildValue("{s:s,s:O,s:O,s:O}", "message", message,
+                        "exception", exc, "transport", (PyObject *)self,
+                        "protocol",
+                        self->protocol ? self->protocol : Py_None);
+    Py_DECREF(exc);
+    return tl_call_exception_handler(self->st, (PyObject *)self->loop, ctx);
+}
+
+static int
+transport_maybe_pause_protocol(tl_transport *self)
+{
+    PyObject *r;
+    if (self->wsize <= self->high || self->protocol_paused)
+        return 0;
+    self->protocol_paused = 1;
+    r = transport_call_protocol(self, self->st->str_pause_writing, NULL);
+    if (r == NULL)
+        return transport_protocol_error(self, "protocol.pause_writing() failed");
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+transport_maybe_resume_protocol(tl_transport *self)
+{
+    PyObject *r;
+    if (!self->protocol_paused || self->wsize > self->low)
+        return 0;
+    self->protocol_paused = 0;
+    r = transport_call_protocol(self, self->st->str_resume_writing, NULL);
+    if (r == NULL)
+        return transport_protocol_error(self,
+                                        "protocol.resume_writing() failed");
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+transport_set_protocol_impl(tl_transport *self, PyObject *protocol)
+{
+    int b = PyObject_IsInstance(protocol, self->st->BufferedProtocol);
+    if (b < 0)
+        return -1;
+    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    self->buffered = (char)b;
+    self->protocol_connected = 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+/* ------------------------------------------------------------------ */
+
+static int
+transport_on_eof(tl_transport *self)
+{
+    PyObject *r;
+    int keep_open;
+    if (self->loop->debug) {
+        r = PyObject_CallMethod((PyObject *)self->loop, "_transport_debug",
+                                "Os", (PyObject *)self, "received EOF");
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    r = transport_call_protocol(self, self->st->str_eof_received, NULL);
+    if (r == NULL)
+        return transport_fatal(self,
+                               "Fatal error: protocol.eof_received() call failed.");
+    keep_open = tl_truth_steal(r);
+    if (keep_open < 0)
+        return transport_fatal(self,
+                               "Fatal error: protocol.eof_received() call failed.");
+    if (keep_open) {
+        /* The protocol may still write; nothing more can be read. */
+        transport_unwatch(self, 0);
+        return 0;
+    }
+    r = PyObject_CallMethod((PyObject *)self, "close", NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+transport_read_buffered(tl_transport *self)
+{
+    PyObject *buf, *r, *n;
+    Py_buffer view;
+    ssize_t got;
+    n = PyLong_FromLong(-1);
+    if (n == NULL)
+        return -1;
+    buf = transport_call_protocol(self, self->st->str_get_buffer, n);
+    Py_DECREF(n);
+    if (buf == NULL)
+        return transport_fatal(self,
+                               "Fatal error: protocol.get_buffer() call failed.");
+    if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(buf);
+        return transport_fatal(self,
+                               "Fatal error: protocol.get_buffer() call failed.");
+    }
+    Py_DECREF(buf);
+    if (view.len == 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "get_buffer() returned an empty buffer");
+        return transport_fatal(self,
+                               "Fatal error: protocol.get_buffer() call failed.");
+    }
+    if (self->conn_lost || !self->rwatch) {
+        /* get_buffer() closed or paused us. */
+        PyBuffer_Release(&view);
+        return 0;
+    }
+    do {
+        got = recv(self->fd, view.buf, (size_t)view.len, 0);
+    } while (got < 0 && errno == EINTR);
+    PyBuffer_Release(&view);
+    if (got < 0) {
+        if (transport_would_block(errno))
+            return 0;
+        transport_set_oserror(errno);
+        return transport_fatal(self, "Fatal read error on socket transport");
+    }
+    if (got == 0)
+        return transport_on_eof(self);
+    n = PyLong_FromSsize_t(got);
+    if (n == NULL)
+        return -1;
+    r = transport_call_protocol(self, self->st->str_buffer_updated, n);
+    Py_DECREF(n);
+    if (r == NULL)
+        return transport_fatal(self,
+                               "Fatal error: protocol.buffer_updated() call failed.");
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+transport_read_ready(PyObject *obj)
+{
+    tl_transport *self = (tl_transport *)obj;
+    PyObject *data, *r;
+    ssize_t got;
+    if (!self->rwatch || self->conn_lost)
+        return 0;
+    if (self->buffered)
+        return transport_read_buffered(self);
+    if (self->loop->rbuf == NULL) {
+        self->loop->rbuf = malloc(TL_RBUF_SIZE);
+        if (self->loop->rbuf == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    got = recv(self->fd, self->loop->rbuf, TL_RBUF_SIZE, 0);
+    if (got < 0) {
+        if (transport_would_block(errno))
+            return 0;
+        transport_set_oserror(errno);
+        return transport_fatal(self, "Fatal read error on socket transport");
+    }
+    if (got == 0)
+        return transport_on_eof(self);
+    data = PyBytes_FromStringAndSize(self->loop->rbuf, got);
+    if (data == NULL)
+        return -1;
+    r = transport_call_protocol(self, self->st->str_data_received, data);
+    Py_DECREF(data);
+    if (r == NULL)
+        return transport_fatal(self,
+                               "Fatal error: protocol.data_received() call failed.");
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                             */
+/* ------------------------------------------------------------------ */
+
+static int
+transport_set_waiter(tl_transport *self, PyObject *exc)
+{
+    PyObject *w = self->empty_waiter, *r;
+    if (w == NULL)
+        return 0;
+    Py_INCREF(w);
+    if (exc != NULL)
+        r = PyObject_CallMethod(w, "set_exception", "O", exc);
+    else
+        r = PyObject_CallMethod(w, "set_result", "O", Py_None);
+    Py_DECREF(w);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *transport_call_connection_lost(tl_transport *self,
+                                                PyObject *exc);
+
+/* The queue drained: stop watching, and finish a close() or write_eof()
+ * that waited for it. */
+static int
+transport_drained(tl_transport *self)
+{
+    transport_unwatch(self, 1);
+    if (transport_set_waiter(self, NULL) < 0)
+        return -1;
+    if (self->closing) {
+        PyObject *r = transport_call_connection_lost(self, Py_None);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    else if (self->eof && self->sock != NULL) {
+        if (shutdown(self->fd, SHUT_WR) < 0)
+            return transport_set_oserror(errno);
+    }
+    return 0;
+}
+
+static int
+transport_write_ready(PyObject *obj)
+{
+    tl_transport *self = (tl_transport *)obj;
+    struct iovec iov[TRANSPORT_IOV];
+    struct msghdr msg;
+    Py_ssize_t i, n;
+    ssize_t sent;
+    if (!self->wwatch || self->conn_lost)
+        return 0;
+    if (self->wq_len == 0)
+        return transport_drained(self);
+    n = self->wq_len < TRANSPORT_IOV ? self->wq_len : TRANSPORT_IOV;
+    for (i = 0; i < n; i++) {
+        PyObject *b = self->wq[(self->wq_head + i) % self->wq_cap];
+        Py_ssize_t off = i == 0 ? self->wq_off : 0;
+        iov[i].iov_base = PyBytes_AS_STRING(b) + off;
+        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(b) - off);
+    }
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)n;
+    do {
+        sent = sendmsg(self->fd, &msg, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+        PyObject *exc;
+        int err = errno;
+        if (transport_would_block(err))
+            return 0;
+        transport_unwatch(self, 1);
+        transport_clear_queue(self);
+        transport_set_oserror(err);
+        exc = tl_err_get_raised();
+        Py_INCREF(exc);
+        tl_err_set_raised(exc);
+        if (transport_fatal(self, "Fatal write error on socket transport") < 0) {
+            Py_DECREF(exc);
+            return -1;
+        }
+        if (transport_set_waiter(self, exc) < 0) {
+            Py_DECREF(exc);
+            return -1;
+        }
+        Py_DECREF(exc);
+        return 0;
+    }
+    transport_consume(self, sent);
+    /* resume_writing() may write more. */
+    if (transport_maybe_resume_protocol(self) < 0)
+        return -1;
+    if (self->wq_len == 0 && self->wwatch)
+        return transport_drained(self);
+    return 0;
+}
+
+/* The bytes of a write() argument as a bytes object to queue, starting at
+ * offset: the object itself when it is bytes and nothing was sent, a copy
+ * otherwise (a bytearray may change after write() returns). */
+static PyObject *
+transport_chunk(PyObject *data, Py_buffer *view, Py_ssize_t offset)
+{
+    if (offset == 0 && PyBytes_CheckExact(data))
+        return Py_NewRef(data);
+    return PyBytes_FromStringAndSize((char *)view->buf + offset,
+                                     view->len - offset);
+}
+
+static int
+transport_check_data(PyObject *data)
+{
+    if (PyBytes_Check(data) || PyByteArray_Check(data)
+        || PyMemoryView_Check(data))
+        return 0;
+    PyErr_Format(PyExc_TypeError,
+                 "data argument must be a bytes-like object, not '%.200s'",
+                 Py_TYPE(data)->tp_name);
+    return -1;
+}
+
+/* A write while the connection is lost: count it, warn past a threshold. */
+static int
+transport_lost_write(tl_transport *self)
+{
+    if (self->conn_lost >= TRANSPORT_LOST_WRITES_LOG) {
+        PyObject *r = PyObject_CallMethod((PyObject *)self->loop,
+                                          "_transport_lost_write", NULL);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    self->conn_lost++;
+    return 0;
+}
+
+static int
+transport_check_writable(tl_transport *self, const char *what)
+{
+    if (self->eof) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "Cannot call %s() after write_eof()", what);
+        return -1;
+    }
+    if (self->empty_waiter != NULL) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "unable to %s; sendfile is in progress", what);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+transport_write(tl_transport *self, PyObject *data)
+{
+    Py_buffer view;
+    ssize_t sent = 0;
+    PyObject *chunk;
+    if (transport_check_data(data) < 0
+        || transport_check_writable(self, "write") < 0)
+        return NULL;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (view.len == 0)
+        goto done;
+    if (self->conn_lost) {
+        PyBuffer_Release(&view);
+        if (transport_lost_write(self) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (self->wq_len == 0) {
+        /* Nothing queued: try to send it all now. */
+        do {
+            sent = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
+        } while (sent < 0 && errno == EINTR);
+        if (sent < 0) {
+            int err = errno;
+            if (!transport_would_block(err)) {
+                PyBuffer_Release(&view);
+                transport_set_oserror(err);
+                if (transport_fatal(self,
+                                    "Fatal write error on socket transport") < 0)
+                    return NULL;
+                Py_RETURN_NONE;
+            }
+            sent = 0;
+        }
+        if (sent == view.len)
+            goto done;
+        if (transport_watch(self, 1) < 0) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
+    chunk = transport_chunk(data, &view, sent);
+    PyBuffer_Release(&view);
+    if (chunk == NULL || transport_queue(self, chunk) < 0)
+        return NULL;
+    if (transport_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+done:
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_writelines(tl_transport *self, PyObject *list)
+{
+    PyObject *seq;
+    Py_ssize_t n;
+    if (transport_check_writable(self, "writelines") < 0)
+        return NULL;
+    seq = PySequence_Fast(list, "writelines() argument must be iterable");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *data = PySequence_Fast_GET_ITEM(seq, i), *chunk;
+        Py_buffer view;
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (view.len == 0) {
+            PyBuffer_Release(&view);
+            continue;
+        }
+        if (self->conn_lost) {
+            PyBuffer_Release(&view);
+            if (transport_lost_write(self) < 0) {
+                Py_DECREF(seq);
+                return NULL;
+            }
+            continue;
+        }
+        chunk = transport_chunk(data, &view, 0);
+        PyBuffer_Release(&view);
+        if (chunk == NULL || transport_queue(self, chunk) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    if (self->wq_len == 0 || self->conn_lost)
+        Py_RETURN_NONE;
+    /* One sendmsg() for all of it now; watch for the rest. */
+    if (!self->wwatch) {
+        if (transport_watch(self, 1) < 0)
+            return NULL;
+        if (transport_write_ready((PyObject *)self) < 0)
+            return NULL;
+    }
+    if (self->wq_len > 0 && !self->conn_lost
+        && transport_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_write_eof(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || self->eof)
+        Py_RETURN_NONE;
+    self->eof = 1;
+    if (self->wq_len == 0 && self->sock != NULL) {
+        if (shutdown(self->fd, SHUT_WR) < 0)
+            return transport_set_oserror(errno), NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_can_write_eof(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    Py_RETURN_TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                             */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+transport_close(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing)
+        Py_RETURN_NONE;
+    self->closing = 1;
+    transport_unwatch(self, 0);
+    if (self->wq_len == 0) {
+        self->conn_lost++;
+        transport_unwatch(self, 1);
+        if (transport_schedule_lost(self, NULL) < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_abort(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    if (transport_force_close(self, NULL) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_force_close_py(tl_transport *self, PyObject *exc)
+{
+    if (transport_force_close(self, exc == Py_None ? NULL : exc) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int
+transport_detach_server(tl_transport *self)
+{
+    PyObject *server = self->server, *r;
+    if (server == NULL)
+        return 0;
+    self->server = NULL;
+    if (self->detach_with_arg)
+        r = PyObject_CallMethod(server, "_detach", "O", (PyObject *)self);
+    else
+        r = PyObject_CallMethod(server, "_detach", NULL);
+    Py_DECREF(server);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Close the socket, forget the protocol, leave the server; keeps the
+ * first error. */
+static int
+transport_release(tl_transport *self)
+{
+    PyObject *sock = self->sock, *r;
+    int res = 0;
+    transport_unwatch(self, 0);
+    transport_unwatch(self, 1);
+    self->sock = NULL;
+    if (sock != NULL) {
+        r = PyObject_CallMethod(sock, "close", NULL);
+        if (r == NULL)
+            res = -1;
+        Py_XDECREF(r);
+        Py_DECREF(sock);
+    }
+    Py_CLEAR(self->protocol);
+    if (res == 0)
+        res = transport_detach_server(self);
+    else {
+        PyObject *exc = tl_err_get_raised();
+        if (transport_detach_server(self) < 0)
+            PyErr_Clear();
+        tl_err_set_raised(exc);
+    }
+    return res;
+}
+
+static PyObject *
+transport_call_connection_lost(tl_transport *self, PyObject *exc)
+{
+    PyObject *r, *err;
+    if (self->sock == NULL)
+        Py_RETURN_NONE;     /* already done */
+    r = Py_NewRef(Py_None);
+    if (self->protocol_connected && self->protocol != NULL) {
+        Py_DECREF(r);
+        r = transport_call_protocol(self, self->st->str_connection_lost, exc);
+    }
+    if (r == NULL) {
+        err = tl_err_get_raised();
+        if (transport_release(self) < 0)
+            PyErr_Clear();
+        tl_err_set_raised(err);
+    }
+    else if (transport_release(self) < 0)
+        Py_CLEAR(r);
+    if (self->empty_waiter != NULL) {
+        PyObject *cerr = PyObject_CallFunction(PyExc_ConnectionError, "s",
+                                               "Connection is closed by peer");
+        PyObject *saved = r == NULL ? tl_err_get_raised() : NULL;
+        if (cerr == NULL || transport_set_waiter(self, cerr) < 0)
+            PyErr_Clear();
+        Py_XDECREF(cerr);
+        if (saved != NULL)
+            tl_err_set_raised(saved);
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Flow control and reading state                                      */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+transport_is_closing(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *
+transport_is_reading(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(!self->closing && !self->paused);
+}
+
+static PyObject *
+transport_debug_log(tl_transport *self, const char *what)
+{
+    if (self->loop->debug)
+        return PyObject_CallMethod((PyObject *)self->loop, "_transport_debug",
+                                   "Os", (PyObject *)self, what);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_pause_reading(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || self->paused)
+        Py_RETURN_NONE;
+    self->paused = 1;
+    transport_unwatch(self, 0);
+    return transport_debug_log(self, "pauses reading");
+}
+
+static PyObject *
+transport_resume_reading(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || !self->paused)
+        Py_RETURN_NONE;
+    self->paused = 0;
+    if (transport_watch(self, 0) < 0)
+        return NULL;
+    return transport_debug_log(self, "resumes reading");
+}
+
+/* Scheduled right after connection_made(). */
+static PyObject *
+transport_start_reading(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->closing || self->paused || self->sock == NULL)
+        Py_RETURN_NONE;
+    if (transport_watch(self, 0) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int
+transport_size_arg(PyObject *o, Py_ssize_t *out, int *given)
+{
+    if (o == NULL || o == Py_None) {
+        *given = 0;
+        return 0;
+    }
+    *given = 1;
+    *out = PyNumber_AsSsize_t(o, PyExc_OverflowError);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    return 0;
+}
+
+static PyObject *
+transport_set_write_buffer_limits(tl_transport *self, PyObject *args,
+                                  PyObject *kwds)
+{
+    static char *kwlist[] = {"high", "low", NULL};
+    PyObject *ho = Py_None, *lo = Py_None;
+    Py_ssize_t high = 0, low = 0;
+    int hg, lg;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits",
+                                     kwlist, &ho, &lo))
+        return NULL;
+    if (transport_size_arg(ho, &high, &hg) < 0
+        || transport_size_arg(lo, &low, &lg) < 0)
+        return NULL;
+    if (!hg)
+        high = lg ? 4 * low : TRANSPORT_HIGH_WATER;
+    if (!lg)
+        low = high / 4;
+    if (!(high >= low && low >= 0)) {
+        PyErr_Format(PyExc_ValueError,
+                     "high (%zd) must be >= low (%zd) must be >= 0",
+                     high, low);
+        return NULL;
+    }
+    self->high = high;
+    self->low = low;
+    if (transport_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_get_write_buffer_limits(tl_transport *self,
+                                  PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(nn)", self->low, self->high);
+}
+
+static PyObject *
+transport_get_write_buffer_size(tl_transport *self,
+                                PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->wsize);
+}
+
+static PyObject *
+transport_set_protocol(tl_transport *self, PyObject *protocol)
+{
+    if (transport_set_protocol_impl(self, protocol) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_get_protocol(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+static PyObject *
+transport_make_empty_waiter(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *w;
+    if (self->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
+        return NULL;
+    }
+    w = PyObject_CallMethod((PyObject *)self->loop, "create_future", NULL);
+    if (w == NULL)
+        return NULL;
+    self->empty_waiter = w;
+    if (self->wq_len == 0 && transport_set_waiter(self, NULL) < 0)
+        return NULL;
+    return Py_NewRef(w);
+}
+
+static PyObject *
+transport_reset_empty_waiter(tl_transport *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(self->empty_waiter);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_call_connection_lost_py(tl_transport *self, PyObject *exc)
+{
+    return transport_call_connection_lost(self, exc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Object lifecycle                                                    */
+/* ------------------------------------------------------------------ */
+
+/* SocketTransport(loop, sock, protocol, extra, server, detach_with_arg) */
+static PyObject *
+transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    tl_state *st = tl_state_from_type(tp);
+    PyObject *loop, *sock, *protocol, *extra, *server, *fdo;
+    int detach_with_arg;
+    long fd;
+    tl_transport *self;
+    if (st == NULL)
+        return NULL;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "SocketTransport() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!OOO!Op:SocketTransport", st->LoopType,
+                          &loop, &sock, &protocol, &PyDict_Type, &extra,
+                          &server, &detach_with_arg))
+        return NULL;
+    fdo = PyObject_CallMethod(sock, "fileno", NULL);
+    if (fdo == NULL)
+        return NULL;
+    fd = PyLong_AsLong(fdo);
+    Py_DECREF(fdo);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the socket is closed");
+        return NULL;
+    }
+    self = (tl_transport *)tp->tp_alloc(tp, 0);
+    if (self == NULL)
+        return NULL;
+    self->st = st;
+    self->fd = (int)fd;
+    self->extra = Py_NewRef(extra);
+    self->loop = (tl_loop *)Py_NewRef(loop);
+    self->sock = Py_NewRef(sock);
+    self->high = TRANSPORT_HIGH_WATER;
+    self->low = TRANSPORT_HIGH_WATER / 4;
+    self->detach_with_arg = (char)detach_with_arg;
+    self->context = PyContext_CopyCurrent();
+    if (self->context == NULL
+        || transport_set_protocol_impl(self, protocol) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (server != Py_None) {
+        PyObject *r;
+        self->server = Py_NewRef(server);
+        if (detach_with_arg)
+            r = PyObject_CallMethod(server, "_attach", "O", (PyObject *)self);
+        else
+            r = PyObject_CallMethod(server, "_attach", NULL);
+        if (r == NULL) {
+            Py_CLEAR(self->server);
+            Py_DECREF(self);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    return (PyObject *)self;
+}
+
+/* Everything happens in tp_new; this keeps asyncio's BaseTransport.__init__
+ * from running on the arguments. */
+static int
+transport_tp_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    (void)self;
+    (void)args;
+    (void)kwds;
+    return 0;
+}
+
+static int
+transport_traverse(tl_transport *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->extra);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->sock);
+    Py_VISIT(self->protocol);
+    Py_VISIT(self->server);
+    Py_VISIT(self->context);
+    Py_VISIT(self->empty_waiter);
+    Py_VISIT(self->dict);
+    for (Py_ssize_t i = 0; i < self->wq_len; i++)
+        Py_VISIT(self->wq[(self->wq_head + i) % self->wq_cap]);
+    return 0;
+}
+
+static int
+transport_clear(tl_transport *self)
+{
+    Py_CLEAR(self->extra);
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->server);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->empty_waiter);
+    Py_CLEAR(self->dict);
+    transport_clear_queue(self);
+    /* sock and loop stay until dealloc: the finalizer closes the socket. */
+    return 0;
+}
+
+/* Like asyncio's __del__: an unclosed transport warns and closes its
+ * socket. */
+static void
+transport_finalize(PyObject *obj)
+{
+    tl_transport *self = (tl_transport *)obj;
+    PyObject *exc, *r;
+    if (self->sock == NULL)
+        return;
+    exc = tl_err_get_raised();
+    if (PyErr_ResourceWarning(obj, 1, "unclosed transport %R", obj) < 0)
+        PyErr_WriteUnraisable(obj);
+    r = PyObject_CallMethod(self->sock, "close", NULL);
+    if (r == NULL)
+        PyErr_WriteUnraisable(obj);
+    Py_XDECREF(r);
+    Py_CLEAR(self->sock);
+    if (transport_detach_server(self) < 0)
+        PyErr_WriteUnraisable(obj);
+    if (exc != NULL)
+        tl_err_set_raised(exc);
+}
+
+static void
+transport_dealloc(tl_transport *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
+        return;     /* resurrected */
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    transport_clear(self);
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->loop);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+transport_repr(tl_transport *self)
+{
+    const char *state = self->sock == NULL ? "closed "
+                        : self->closing ? "closing " : "";
+    PyObject *name = PyType_GetName(Py_TYPE(self)), *r;
+    if (name == NULL)
+        return NULL;
+    if (self->sock == NULL || self->loop->closed)
+        r = PyUnicode_FromFormat("<%U %sfd=%d>", name, state, self->fd);
+    else
+        r = PyUnicode_FromFormat("<%U %sfd=%d read=%s write=<%s, bufsize=%zd>>",
+                                 name, state, self->fd,
+                                 self->rwatch ? "polling" : "idle",
+                                 self->wwatch ? "polling" : "idle",
+                                 self->wsize);
+    Py_DECREF(name);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Attributes                                                          */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+transport_get_sock(tl_transport *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->sock ? self->sock : Py_None);
+}
+
+static PyObject *
+transport_get_loop(tl_transport *self, void *Py_UNUSED(c))
+{
+    if (self->sock == NULL)
+        Py_RETURN_NONE;
+    return Py_NewRef((PyObject *)self->loop);
+}
+
+static PyObject *
+transport_get_server(tl_transport *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->server ? self->server : Py_None);
+}
+
+static PyObject *
+transport_get_empty_waiter(tl_transport *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->empty_waiter ? self->empty_waiter : Py_None);
+}
+
+static PyObject *
+transport_get_protocol_attr(tl_transport *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+static PyMethodDef transport_methods[] = {
+    {"write", (PyCFunction)transport_write, METH_O,
+     "Write bytes to the transport; never blocks."},
+    {"writelines", (PyCFunction)transport_writelines, METH_O,
+     "Write a sequence of bytes-like objects."},
+    {"write_eof", (PyCFunction)transport_write_eof, METH_NOARGS,
+     "Close the write end after flushing buffered data."},
+    {"can_write_eof", (PyCFunction)transport_can_write_eof, METH_NOARGS, NULL},
+    {"close", (PyCFunction)transport_close, METH_NOARGS,
+     "Close the transport once the write buffer is flushed."},
+    {"abort", (PyCFunction)transport_abort, METH_NOARGS,
+     "Close the transport now, dropping buffered data."},
+    {"is_closing", (PyCFunction)transport_is_closing, METH_NOARGS, NULL},
+    {"is_reading", (PyCFunction)transport_is_reading, METH_NOARGS, NULL},
+    {"pause_reading", (PyCFunction)transport_pause_reading, METH_NOARGS, NULL},
+    {"resume_reading", (PyCFunction)transport_resume_reading, METH_NOARGS,
+     NULL},
+    {"set_write_buffer_limits",
+     (PyCFunction)(void (*)(void))transport_set_write_buffer_limits,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"get_write_buffer_limits", (PyCFunction)transport_get_write_buffer_limits,
+     METH_NOARGS, NULL},
+    {"get_write_buffer_size", (PyCFunction)transport_get_write_buffer_size,
+     METH_NOARGS, NULL},
+    {"set_protocol", (PyCFunction)transport_set_protocol, METH_O, NULL},
+    {"get_protocol", (PyCFunction)transport_get_protocol, METH_NOARGS, NULL},
+    {"_start_reading", (PyCFunction)transport_start_reading, METH_NOARGS,
+     NULL},
+    {"_call_connection_lost", (PyCFunction)transport_call_connection_lost_py,
+     METH_O, NULL},
+    {"_force_close", (PyCFunction)transport_force_close_py, METH_O, NULL},
+    {"_make_empty_waiter", (PyCFunction)transport_make_empty_waiter,
+     METH_NOARGS, NULL},
+    {"_reset_empty_waiter", (PyCFunction)transport_reset_empty_waiter,
+     METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef transport_getset[] = {
+    {"_sock", (getter)transport_get_sock, NULL, NULL, NULL},
+    {"_loop", (getter)transport_get_loop, NULL, NULL, NULL},
+    {"_server", (getter)transport_get_server, NULL, NULL, NULL},
+    {"_empty_waiter", (getter)transport_get_empty_waiter, NULL, NULL, NULL},
+    {"_protocol", (getter)transport_get_protocol_attr, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyMemberDef transport_members[] = {
+    {"_sock_fd", T_INT, offsetof(tl_transport, fd), READONLY, NULL},
+    {"_closing", T_BOOL, offsetof(tl_transport, closing), READONLY, NULL},
+    {"_eof", T_BOOL, offsetof(tl_transport, eof), READONLY, NULL},
+    {"_paused", T_BOOL, offsetof(tl_transport, paused), READONLY, NULL},
+    {"_protocol_paused", T_BOOL, offsetof(tl_transport, protocol_paused),
+     READONLY, NULL},
+    {"_conn_lost", T_PYSSIZET, offsetof(tl_transport, conn_lost), READONLY,
+     NULL},
+    {"_high_water", T_PYSSIZET, offsetof(tl_transport, high), READONLY, NULL},
+    {"_low_water", T_PYSSIZET, offsetof(tl_transport, low), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(tl_transport, dict), READONLY,
+     NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(tl_transport, weakreflist),
+     READONLY, NULL},
+    {NULL},
+};
+
+static PyType_Slot transport_slots[] = {
+    {Py_tp_new, transport_tp_new},
+    {Py_tp_init, transport_tp_init},
+    {Py_tp_dealloc, transport_dealloc},
+    {Py_tp_finalize, transport_finalize},
+    {Py_tp_traverse, transport_traverse},
+    {Py_tp_clear, transport_clear},
+    {Py_tp_repr, transport_repr},
+    {Py_tp_methods, transport_methods},
+    {Py_tp_getset, transport_getset},
+    {Py_tp_members, transport_members},
+    {Py_tp_doc, "A stream socket transport (TCP or Unix) driven by the loop."},
+    {0, NULL},
+};
+
+static PyType_Spec transport_spec = {
+    "turboloop._core.SocketTransport", sizeof(tl_transport), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    transport_slots,
+};
+
+int
+tl_transport_init_type(PyObject *mod, tl_state *st)
+{
+    PyObject *mod_tr = PyImport_ImportModule("asyncio.transports"), *base;
+    int r;
+    if (mod_tr == NULL)
+        return -1;
+    base = PyObject_GetAttrString(mod_tr, "Transport");
+    Py_DECREF(mod_tr);
+    if (base == NULL)
+        return -1;
+    /* Our layout extends asyncio's: its one slot, _extra, must sit where
+     * our extra field is. */
+    if (((PyTypeObject *)base)->tp_basicsize
+        != (Py_ssize_t)(offsetof(tl_transport, extra) + sizeof(PyObject *))) {
+        Py_DECREF(base);
+        PyErr_SetString(PyExc_ImportError,
+                        "asyncio.Transport has an unexpected layout");
+        return -1;
+    }
+    r = tl_add_type(mod, &transport_spec, base, &st->SocketTransportType);
+    Py_DECREF(base);
+    return r;
+}

@@ -1,0 +1,173 @@
+"""Network setup for turboloop's loop.
+
+The per-event work of sockets -- readiness, recv, send, protocol callbacks --
+is done by the C core (csrc/transport.c).  What runs once per connection or
+per call -- resolving addresses, happy eyeballs, building a server's sockets,
+accepting, TLS orchestration, sendfile, the sock_* coroutines -- is asyncio's
+own code for the running Python version, taken from asyncio's Unix selector
+loop and run on this loop, so its behaviour (arguments, errors, timeouts) is
+asyncio's exactly.  Those functions reach the loop through a small set of
+private hooks, which this module provides on top of the C core:
+_make_socket_transport, _add_reader/_remove_reader (C), _transports, and
+_selector (read only, for transport reprs).
+"""
+
+import inspect
+import selectors
+import socket
+import weakref
+
+from asyncio import base_events, constants, futures, trsock, unix_events
+from asyncio.log import logger
+
+from . import _core
+
+__all__ = ("NetworkMixin",)
+
+# asyncio's functions this loop runs unchanged.  A name missing from the
+# running version of asyncio is simply not provided.
+_BORROWED = (
+    # streams and servers
+    "create_connection", "_connect_sock", "_create_connection_transport",
+    "_ensure_resolved", "_create_server_getaddrinfo", "create_server",
+    "connect_accepted_socket", "create_unix_connection", "create_unix_server",
+    "_start_serving", "_accept_connection", "_accept_connection2",
+    "_stop_serving", "_ensure_fd_no_transport",
+    # TLS
+    "start_tls", "_make_ssl_transport",
+    # datagrams and pipes
+    "create_datagram_endpoint", "_make_datagram_transport",
+    "connect_read_pipe", "connect_write_pipe",
+    "_make_read_pipe_transport", "_make_write_pipe_transport",
+    # sendfile
+    "sendfile", "_sendfile_native", "_sendfile_fallback", "sock_sendfile",
+    "_sock_sendfile_native", "_sock_sendfile_fallback",
+    "_check_sendfile_params", "_sock_sendfile_native_impl",
+    "_sock_sendfile_update_filepos", "_sock_add_cancellation_callback",
+    # low-level socket operations
+    "sock_recv", "_sock_recv", "sock_recv_into", "_sock_recv_into",
+    "sock_recvfrom", "_sock_recvfrom", "sock_recvfrom_into",
+    "_sock_recvfrom_into", "sock_sendall", "_sock_sendall", "sock_sendto",
+    "_sock_sendto", "sock_connect", "_sock_connect", "_sock_connect_cb",
+    "sock_accept", "_sock_accept", "_sock_read_done", "_sock_write_done",
+)
+
+# Server._attach/_detach take the transport from 3.13 on.
+_DETACH_WITH_ARG = len(inspect.signature(base_events.Server._detach).parameters) > 1
+
+_core.SocketTransport._start_tls_compatible = True
+_core.SocketTransport._sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+
+class _SelectorView:
+    """Enough of a selector for asyncio's transports' reprs: which events
+    an fd is watched for."""
+
+    def __init__(self, loop):
+        self._loop = weakref.ref(loop)
+
+    def get_key(self, fileobj):
+        loop = self._loop()
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        events = 0
+        if loop is not None and not loop.is_closed():
+            if loop._get_reader(fd) is not None:
+                events |= selectors.EVENT_READ
+            if loop._get_writer(fd) is not None:
+                events |= selectors.EVENT_WRITE
+        if not events:
+            raise KeyError(f"{fileobj!r} is not registered")
+        return selectors.SelectorKey(fileobj, fd, events, None)
+
+
+class NetworkMixin:
+    """The network part of turboloop.Loop."""
+
+    def _init_network(self):
+        # fd -> transport using it, as asyncio's selector loops keep it.
+        self._transports = weakref.WeakValueDictionary()
+        self._unix_server_sockets = {}
+        self._selector = _SelectorView(self)
+
+    # -- fd watchers -----------------------------------------------------
+
+    def add_reader(self, fd, callback, *args):
+        """Start watching the file descriptor for read availability."""
+        self._ensure_fd_no_transport(fd)
+        self._add_reader(fd, callback, *args)
+
+    def remove_reader(self, fd):
+        """Stop watching the file descriptor for read availability."""
+        self._ensure_fd_no_transport(fd)
+        return self._remove_reader(fd)
+
+    def add_writer(self, fd, callback, *args):
+        """Start watching the file descriptor for write availability."""
+        self._ensure_fd_no_transport(fd)
+        self._add_writer(fd, callback, *args)
+
+    def remove_writer(self, fd):
+        """Stop watching the file descriptor for write availability."""
+        self._ensure_fd_no_transport(fd)
+        return self._remove_writer(fd)
+
+    # -- transports ------------------------------------------------------
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *,
+                               extra=None, server=None):
+        info = dict(extra) if extra else {}
+        info["socket"] = trsock.TransportSocket(sock)
+        try:
+            info["sockname"] = sock.getsockname()
+        except OSError:
+            info["sockname"] = None
+        if "peername" not in info:
+            try:
+                info["peername"] = sock.getpeername()
+            except OSError:
+                info["peername"] = None
+        transport = _core.SocketTransport(self, sock, protocol, info, server,
+                                          _DETACH_WITH_ARG)
+        self._transports[transport._sock_fd] = transport
+        base_events._set_nodelay(sock)
+        self.call_soon(protocol.connection_made, transport)
+        # Reading starts once connection_made() has run.
+        self.call_soon(transport._start_reading)
+        if waiter is not None:
+            self.call_soon(futures._set_result_unless_cancelled, waiter, None)
+        return transport
+
+    # Called by the C transports.
+
+    def _transport_error(self, transport, exc, message):
+        if isinstance(exc, OSError):
+            if self.get_debug():
+                logger.debug("%r: %s", transport, message, exc_info=exc)
+        else:
+            self.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": transport,
+                "protocol": transport.get_protocol(),
+            })
+
+    def _transport_debug(self, transport, what):
+        logger.debug("%r %s", transport, what)
+
+    def _transport_lost_write(self):
+        logger.warning("socket.send() raised exception.")
+
+
+def _borrow():
+    source = unix_events._UnixSelectorEventLoop
+    for name in _BORROWED:
+        if name in NetworkMixin.__dict__:
+            continue
+        try:
+            value = inspect.getattr_static(source, name)
+        except AttributeError:
+            continue
+        setattr(NetworkMixin, name, value)
+
+
+_borrow()
