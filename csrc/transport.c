@@ -31,6 +31,11 @@
 typedef struct {
     PyObject_HEAD
     PyObject *extra;            /* asyncio.BaseTransport._extra; keep first */
+    /* asyncio.transports._FlowControlMixin's four slots.  This type keeps
+     * that state in C fields and shadows the slots' descriptors, so these
+     * stay NULL unless something writes through the base class's own
+     * descriptors. */
+    PyObject *flow_slots[4];
     tl_state *st;
     tl_loop *loop;
     PyObject *sock;             /* NULL once the connection is lost */
@@ -56,6 +61,7 @@ typedef struct {
     char rwatch;                /* the loop watches fd for us */
     char wwatch;
     char detach_with_arg;       /* Server._detach(transport), 3.13+ */
+    char given_context;         /* context passed in: every callback runs in it */
 } tl_transport;
 
 static int transport_read_ready(PyObject *obj);
@@ -236,9 +242,11 @@ transport_schedule_lost(tl_transport *self, PyObject *exc)
 {
     PyObject *fn, *ctx;
     int r = -1;
-    /* Run in a copy of the current context, as call_soon would; the
-     * protocol call inside enters the transport's own context. */
-    ctx = PyContext_CopyCurrent();
+    /* Run in the context the transport was given, or else in a copy of the
+     * current one as call_soon would; the protocol call inside enters the
+     * transport's own context either way. */
+    ctx = self->given_context ? Py_NewRef(self->context)
+                              : PyContext_CopyCurrent();
     if (ctx == NULL)
         return -1;
     fn = PyObject_GetAttrString((PyObject *)self, "_call_connection_lost");
@@ -926,20 +934,20 @@ transport_size_arg(PyObject *o, Py_ssize_t *out, int *given)
     return 0;
 }
 
-static PyObject *
-transport_set_write_buffer_limits(tl_transport *self, PyObject *args,
-                                  PyObject *kwds)
+/* Parse (high=None, low=None) into water marks as asyncio does. */
+static int
+transport_parse_limits(PyObject *args, PyObject *kwds, const char *fmt,
+                       Py_ssize_t *high_out, Py_ssize_t *low_out)
 {
     static char *kwlist[] = {"high", "low", NULL};
     PyObject *ho = Py_None, *lo = Py_None;
     Py_ssize_t high = 0, low = 0;
     int hg, lg;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits",
-                                     kwlist, &ho, &lo))
-        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, fmt, kwlist, &ho, &lo))
+        return -1;
     if (transport_size_arg(ho, &high, &hg) < 0
         || transport_size_arg(lo, &low, &lg) < 0)
-        return NULL;
+        return -1;
     if (!hg)
         high = lg ? 4 * low : TRANSPORT_HIGH_WATER;
     if (!lg)
@@ -948,11 +956,51 @@ transport_set_write_buffer_limits(tl_transport *self, PyObject *args,
         PyErr_Format(PyExc_ValueError,
                      "high (%zd) must be >= low (%zd) must be >= 0",
                      high, low);
-        return NULL;
+        return -1;
     }
-    self->high = high;
-    self->low = low;
+    *high_out = high;
+    *low_out = low;
+    return 0;
+}
+
+static PyObject *
+transport_set_write_buffer_limits(tl_transport *self, PyObject *args,
+                                  PyObject *kwds)
+{
+    if (transport_parse_limits(args, kwds, "|OO:set_write_buffer_limits",
+                               &self->high, &self->low) < 0)
+        return NULL;
     if (transport_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* _FlowControlMixin's private API, which asyncio's own code may call on
+ * any of its socket transports. */
+static PyObject *
+transport_set_write_buffer_limits_priv(tl_transport *self, PyObject *args,
+                                       PyObject *kwds)
+{
+    if (transport_parse_limits(args, kwds, "|OO:_set_write_buffer_limits",
+                               &self->high, &self->low) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_maybe_pause_protocol_py(tl_transport *self,
+                                  PyObject *Py_UNUSED(ignored))
+{
+    if (transport_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+transport_maybe_resume_protocol_py(tl_transport *self,
+                                   PyObject *Py_UNUSED(ignored))
+{
+    if (transport_maybe_resume_protocol(self) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -1019,12 +1067,15 @@ transport_call_connection_lost_py(tl_transport *self, PyObject *exc)
 /* Object lifecycle                                                    */
 /* ------------------------------------------------------------------ */
 
-/* SocketTransport(loop, sock, protocol, extra, server, detach_with_arg) */
+/* SocketTransport(loop, sock, protocol, extra, server, detach_with_arg,
+ *                 context=None): protocol callbacks run in context, or in a
+ * copy of the current context when it is None. */
 static PyObject *
 transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
     tl_state *st = tl_state_from_type(tp);
     PyObject *loop, *sock, *protocol, *extra, *server, *fdo;
+    PyObject *context = Py_None;
     int detach_with_arg;
     long fd;
     tl_transport *self;
@@ -1035,10 +1086,16 @@ transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                         "SocketTransport() takes no keyword arguments");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "O!OOO!Op:SocketTransport", st->LoopType,
+    if (!PyArg_ParseTuple(args, "O!OOO!Op|O:SocketTransport", st->LoopType,
                           &loop, &sock, &protocol, &PyDict_Type, &extra,
-                          &server, &detach_with_arg))
+                          &server, &detach_with_arg, &context))
         return NULL;
+    if (context != Py_None && !PyContext_CheckExact(context)) {
+        PyErr_Format(PyExc_TypeError,
+                     "context must be a contextvars.Context, not %.200s",
+                     Py_TYPE(context)->tp_name);
+        return NULL;
+    }
     fdo = PyObject_CallMethod(sock, "fileno", NULL);
     if (fdo == NULL)
         return NULL;
@@ -1061,7 +1118,12 @@ transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     self->high = TRANSPORT_HIGH_WATER;
     self->low = TRANSPORT_HIGH_WATER / 4;
     self->detach_with_arg = (char)detach_with_arg;
-    self->context = PyContext_CopyCurrent();
+    if (context != Py_None) {
+        self->context = Py_NewRef(context);
+        self->given_context = 1;
+    }
+    else
+        self->context = PyContext_CopyCurrent();
     if (self->context == NULL
         || transport_set_protocol_impl(self, protocol) < 0) {
         Py_DECREF(self);
@@ -1107,6 +1169,8 @@ transport_traverse(tl_transport *self, visitproc visit, void *arg)
     Py_VISIT(self->context);
     Py_VISIT(self->empty_waiter);
     Py_VISIT(self->dict);
+    for (int k = 0; k < 4; k++)
+        Py_VISIT(self->flow_slots[k]);
     for (Py_ssize_t i = 0; i < self->wq_len; i++)
         Py_VISIT(self->wq[(self->wq_head + i) % self->wq_cap]);
     return 0;
@@ -1121,6 +1185,8 @@ transport_clear(tl_transport *self)
     Py_CLEAR(self->context);
     Py_CLEAR(self->empty_waiter);
     Py_CLEAR(self->dict);
+    for (int k = 0; k < 4; k++)
+        Py_CLEAR(self->flow_slots[k]);
     transport_clear_queue(self);
     /* sock and loop stay until dealloc: the finalizer closes the socket. */
     return 0;
@@ -1238,6 +1304,13 @@ static PyMethodDef transport_methods[] = {
     {"pause_reading", (PyCFunction)transport_pause_reading, METH_NOARGS, NULL},
     {"resume_reading", (PyCFunction)transport_resume_reading, METH_NOARGS,
      NULL},
+    {"_set_write_buffer_limits",
+     (PyCFunction)(void (*)(void))transport_set_write_buffer_limits_priv,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"_maybe_pause_protocol", (PyCFunction)transport_maybe_pause_protocol_py,
+     METH_NOARGS, NULL},
+    {"_maybe_resume_protocol", (PyCFunction)transport_maybe_resume_protocol_py,
+     METH_NOARGS, NULL},
     {"set_write_buffer_limits",
      (PyCFunction)(void (*)(void))transport_set_write_buffer_limits,
      METH_VARARGS | METH_KEYWORDS, NULL},
@@ -1314,17 +1387,22 @@ tl_transport_init_type(PyObject *mod, tl_state *st)
     int r;
     if (mod_tr == NULL)
         return -1;
-    base = PyObject_GetAttrString(mod_tr, "Transport");
+    /* asyncio's sendfile fallback accepts only _FlowControlMixin
+     * transports, the base of its own socket transports. */
+    base = PyObject_GetAttrString(mod_tr, "_FlowControlMixin");
     Py_DECREF(mod_tr);
     if (base == NULL)
         return -1;
-    /* Our layout extends asyncio's: its one slot, _extra, must sit where
-     * our extra field is. */
+    /* Our layout extends asyncio's: BaseTransport's slot, _extra, must sit
+     * where our extra field is, and the mixin's four slots next. */
     if (((PyTypeObject *)base)->tp_basicsize
-        != (Py_ssize_t)(offsetof(tl_transport, extra) + sizeof(PyObject *))) {
+        != (Py_ssize_t)(offsetof(tl_transport, flow_slots)
+                        + sizeof(((tl_transport *)0)->flow_slots))
+        || offsetof(tl_transport, flow_slots)
+           != offsetof(tl_transport, extra) + sizeof(PyObject *)) {
         Py_DECREF(base);
         PyErr_SetString(PyExc_ImportError,
-                        "asyncio.Transport has an unexpected layout");
+                        "asyncio.transports._FlowControlMixin has an unexpected layout");
         return -1;
     }
     r = tl_add_type(mod, &transport_spec, base, &st->SocketTransportType);

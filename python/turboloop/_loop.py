@@ -183,6 +183,9 @@ class Loop(_core.Loop, NetworkMixin, asyncio.AbstractEventLoop):
                 self.remove_signal_handler(sig)
         self._close_signal_socket()
         self._close()
+        # As asyncio's selector loops do: a pipe transport left open reads
+        # this to tell a closed loop.
+        self._selector = None
         self._executor_shutdown_called = True
         executor = self._default_executor
         if executor is not None:

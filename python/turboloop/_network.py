@@ -14,7 +14,7 @@ _selector (read only, for transport reprs).
 
 import inspect
 import selectors
-import socket
+import types
 import weakref
 
 from asyncio import base_events, constants, futures, trsock, unix_events
@@ -80,7 +80,12 @@ class _SelectorView:
         return selectors.SelectorKey(fileobj, fd, events, None)
 
 
-class NetworkMixin:
+class _SelectorLevel:
+    """asyncio's selector-loop versions of the methods that its Unix loop
+    overrides and reaches with super(); see _borrow()."""
+
+
+class NetworkMixin(_SelectorLevel):
     """The network part of turboloop.Loop."""
 
     def _init_network(self):
@@ -114,7 +119,7 @@ class NetworkMixin:
     # -- transports ------------------------------------------------------
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
-                               extra=None, server=None):
+                               extra=None, server=None, context=None):
         info = dict(extra) if extra else {}
         info["socket"] = trsock.TransportSocket(sock)
         try:
@@ -127,14 +132,15 @@ class NetworkMixin:
             except OSError:
                 info["peername"] = None
         transport = _core.SocketTransport(self, sock, protocol, info, server,
-                                          _DETACH_WITH_ARG)
+                                          _DETACH_WITH_ARG, context)
         self._transports[transport._sock_fd] = transport
         base_events._set_nodelay(sock)
-        self.call_soon(protocol.connection_made, transport)
+        self.call_soon(protocol.connection_made, transport, context=context)
         # Reading starts once connection_made() has run.
-        self.call_soon(transport._start_reading)
+        self.call_soon(transport._start_reading, context=context)
         if waiter is not None:
-            self.call_soon(futures._set_result_unless_cancelled, waiter, None)
+            self.call_soon(futures._set_result_unless_cancelled, waiter, None,
+                           context=context)
         return transport
 
     # Called by the C transports.
@@ -158,16 +164,46 @@ class NetworkMixin:
         logger.warning("socket.send() raised exception.")
 
 
+def _rebind_super(func, cls):
+    """func with its zero-argument super() resolving past cls.
+
+    A method that calls super() finds its class in a __class__ cell; taken
+    out of asyncio's loop class it must be told which class it now sits in,
+    or super() raises TypeError on this loop."""
+    code = func.__code__
+    if "__class__" not in code.co_freevars:
+        return func
+    closure = tuple(
+        types.CellType(cls) if name == "__class__" else cell
+        for name, cell in zip(code.co_freevars, func.__closure__))
+    new = types.FunctionType(code, func.__globals__, func.__name__,
+                             func.__defaults__, closure)
+    new.__kwdefaults__ = func.__kwdefaults__
+    new.__qualname__ = func.__qualname__
+    new.__doc__ = func.__doc__
+    new.__dict__.update(func.__dict__)
+    return new
+
+
 def _borrow():
-    source = unix_events._UnixSelectorEventLoop
+    mro = unix_events._UnixSelectorEventLoop.__mro__
     for name in _BORROWED:
         if name in NetworkMixin.__dict__:
             continue
-        try:
-            value = inspect.getattr_static(source, name)
-        except AttributeError:
+        owners = [klass for klass in mro if name in klass.__dict__]
+        if not owners:
             continue
-        setattr(NetworkMixin, name, value)
+        func = owners[0].__dict__[name]
+        if "__class__" in getattr(getattr(func, "__code__", None),
+                                  "co_freevars", ()):
+            # super().name(...) reaches the next definition in asyncio's
+            # class hierarchy, which goes one level down.
+            if len(owners) < 2:
+                raise RuntimeError(f"cannot take asyncio's {name}()")
+            setattr(_SelectorLevel, name,
+                    _rebind_super(owners[1].__dict__[name], _SelectorLevel))
+            func = _rebind_super(func, NetworkMixin)
+        setattr(NetworkMixin, name, func)
 
 
 _borrow()

@@ -110,6 +110,9 @@ REBIND_STOCK_LOOP = {
 
 # Single tests the "loops" phase leaves out, by (module, "Class.test_name").
 EXCLUDED_TESTS = {
+    ("test_events", "TurboLoopEventLoopTests.test_timeout_rounding"):
+        "counts calls of the loop's _run_once through the instance attribute; turboloop's run_forever "
+        "iterates in C and never looks it up, so the count is 0 and a pass would mean nothing",
     ("test_runners", "RunTests.test_loop_factory_default_event_loop"):
         "asserts that asyncio.EventLoop is the stock selector loop, which the harness replaces",
 }
