@@ -1133,25 +1133,23 @@ loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
                      fname);
         return NULL;
     }
-    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() got an unexpected keyword argument '%S'", fname,
-                     PyTuple_GET_ITEM(kwnames, 0));
-        return NULL;
-    }
     if (loop_check_closed(self) < 0)
         return NULL;
     if (loop_fileobj_to_fd(args[0], &fd) < 0)
         return NULL;
-    if (loop_parse_callback(self, fname, args, nargs, NULL, 1, &callback,
+    /* context= is the private API's, which asyncio's own transports use
+     * from 3.15 on; the public add_reader()/add_writer() do not pass it. */
+    if (loop_parse_callback(self, fname, args, nargs, kwnames, 1, &callback,
                             &cargs, &context) < 0)
         return NULL;
+    if (context == Py_None)
+        context = NULL;
     if (self->debug && loop_check_callback(self, callback, fname) < 0) {
         Py_DECREF(cargs);
         return NULL;
     }
     h = tl_handle_new(self->st, self->st->HandleType, callback, cargs,
-                      (PyObject *)self, NULL, 0.0);
+                      (PyObject *)self, context, 0.0);
     Py_DECREF(cargs);
     if (h == NULL)
         return NULL;

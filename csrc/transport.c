@@ -160,16 +160,25 @@ transport_would_block(int err)
     return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
-/* Call protocol.<name>(arg) (no argument when arg is NULL) in the
- * transport's context; name is one of the interned strings of the state. */
+/* Call protocol.<name>(arg) (no argument when arg is NULL); name is one of
+ * the interned strings of the state.
+ *
+ * The contexts are asyncio's: what an I/O event triggers (data_received,
+ * eof_received, get_buffer, buffer_updated, resume_writing, connection_lost
+ * after a drained close) runs in the transport's context, so enter is 1 on
+ * those paths, which the loop runs outside any context of ours.  What a call
+ * into the transport triggers (pause_writing from write(), connection_lost
+ * from the callback close() scheduled) runs in the context already current,
+ * so enter is 0: entering a context that is current would fail. */
 static PyObject *
-transport_call_protocol(tl_transport *self, PyObject *name, PyObject *arg)
+transport_call_protocol(tl_transport *self, PyObject *name, PyObject *arg,
+                        int enter)
 {
     PyObject *r, *protocol = self->protocol, *argv[2];
     if (protocol == NULL)
         Py_RETURN_NONE;
     Py_INCREF(protocol);
-    if (PyContext_Enter(self->context) < 0) {
+    if (enter && PyContext_Enter(self->context) < 0) {
         Py_DECREF(protocol);
         return NULL;
     }
@@ -178,7 +187,7 @@ transport_call_protocol(tl_transport *self, PyObject *name, PyObject *arg)
     r = PyObject_VectorcallMethod(name, argv,
                                   (arg ? 2 : 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                   NULL);
-    if (PyContext_Exit(self->context) < 0)
+    if (enter && PyContext_Exit(self->context) < 0)
         Py_CLEAR(r);
     Py_DECREF(protocol);
     return r;
@@ -243,8 +252,8 @@ transport_schedule_lost(tl_transport *self, PyObject *exc)
     PyObject *fn, *ctx;
     int r = -1;
     /* Run in the context the transport was given, or else in a copy of the
-     * current one as call_soon would; the protocol call inside enters the
-     * transport's own context either way. */
+     * current one, as asyncio's call_soon would; connection_lost() runs in
+     * that context. */
     ctx = self->given_context ? Py_NewRef(self->context)
                               : PyContext_CopyCurrent();
     if (ctx == NULL)
@@ -299,7 +308,7 @@ transport_maybe_pause_protocol(tl_transport *self)
     if (self->wsize <= self->high || self->protocol_paused)
         return 0;
     self->protocol_paused = 1;
-    r = transport_call_protocol(self, self->st->str_pause_writing, NULL);
+    r = transport_call_protocol(self, self->st->str_pause_writing, NULL, 0);
     if (r == NULL)
         return transport_protocol_error(self, "protocol.pause_writing() failed");
     Py_DECREF(r);
@@ -307,13 +316,14 @@ transport_maybe_pause_protocol(tl_transport *self)
 }
 
 static int
-transport_maybe_resume_protocol(tl_transport *self)
+transport_maybe_resume_protocol(tl_transport *self, int enter)
 {
     PyObject *r;
     if (!self->protocol_paused || self->wsize > self->low)
         return 0;
     self->protocol_paused = 0;
-    r = transport_call_protocol(self, self->st->str_resume_writing, NULL);
+    r = transport_call_protocol(self, self->st->str_resume_writing, NULL,
+                                enter);
     if (r == NULL)
         return transport_protocol_error(self,
                                         "protocol.resume_writing() failed");
@@ -349,7 +359,7 @@ transport_on_eof(tl_transport *self)
             return -1;
         Py_DECREF(r);
     }
-    r = transport_call_protocol(self, self->st->str_eof_received, NULL);
+    r = transport_call_protocol(self, self->st->str_eof_received, NULL, 1);
     if (r == NULL)
         return transport_fatal(self,
                                "Fatal error: protocol.eof_received() call failed.");
@@ -378,7 +388,7 @@ transport_read_buffered(tl_transport *self)
     n = PyLong_FromLong(-1);
     if (n == NULL)
         return -1;
-    buf = transport_call_protocol(self, self->st->str_get_buffer, n);
+    buf = transport_call_protocol(self, self->st->str_get_buffer, n, 1);
     Py_DECREF(n);
     if (buf == NULL)
         return transport_fatal(self,
@@ -416,7 +426,7 @@ transport_read_buffered(tl_transport *self)
     n = PyLong_FromSsize_t(got);
     if (n == NULL)
         return -1;
-    r = transport_call_protocol(self, self->st->str_buffer_updated, n);
+    r = transport_call_protocol(self, self->st->str_buffer_updated, n, 1);
     Py_DECREF(n);
     if (r == NULL)
         return transport_fatal(self,
@@ -454,7 +464,7 @@ transport_read_ready(PyObject *obj)
     data = PyBytes_FromStringAndSize(self->loop->rbuf, got);
     if (data == NULL)
         return -1;
-    r = transport_call_protocol(self, self->st->str_data_received, data);
+    r = transport_call_protocol(self, self->st->str_data_received, data, 1);
     Py_DECREF(data);
     if (r == NULL)
         return transport_fatal(self,
@@ -486,7 +496,7 @@ transport_set_waiter(tl_transport *self, PyObject *exc)
 }
 
 static PyObject *transport_call_connection_lost(tl_transport *self,
-                                                PyObject *exc);
+                                                PyObject *exc, int enter);
 
 /* The queue drained: stop watching, and finish a close() or write_eof()
  * that waited for it. */
@@ -497,7 +507,7 @@ transport_drained(tl_transport *self)
     if (transport_set_waiter(self, NULL) < 0)
         return -1;
     if (self->closing) {
-        PyObject *r = transport_call_connection_lost(self, Py_None);
+        PyObject *r = transport_call_connection_lost(self, Py_None, 1);
         if (r == NULL)
             return -1;
         Py_DECREF(r);
@@ -558,7 +568,7 @@ transport_write_ready(PyObject *obj)
     }
     transport_consume(self, sent);
     /* resume_writing() may write more. */
-    if (transport_maybe_resume_protocol(self) < 0)
+    if (transport_maybe_resume_protocol(self, 1) < 0)
         return -1;
     if (self->wq_len == 0 && self->wwatch)
         return transport_drained(self);
@@ -832,7 +842,7 @@ transport_release(tl_transport *self)
 }
 
 static PyObject *
-transport_call_connection_lost(tl_transport *self, PyObject *exc)
+transport_call_connection_lost(tl_transport *self, PyObject *exc, int enter)
 {
     PyObject *r, *err;
     if (self->sock == NULL)
@@ -840,7 +850,8 @@ transport_call_connection_lost(tl_transport *self, PyObject *exc)
     r = Py_NewRef(Py_None);
     if (self->protocol_connected && self->protocol != NULL) {
         Py_DECREF(r);
-        r = transport_call_protocol(self, self->st->str_connection_lost, exc);
+        r = transport_call_protocol(self, self->st->str_connection_lost, exc,
+                                    enter);
     }
     if (r == NULL) {
         err = tl_err_get_raised();
@@ -1000,7 +1011,7 @@ static PyObject *
 transport_maybe_resume_protocol_py(tl_transport *self,
                                    PyObject *Py_UNUSED(ignored))
 {
-    if (transport_maybe_resume_protocol(self) < 0)
+    if (transport_maybe_resume_protocol(self, 0) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -1060,7 +1071,7 @@ transport_reset_empty_waiter(tl_transport *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 transport_call_connection_lost_py(tl_transport *self, PyObject *exc)
 {
-    return transport_call_connection_lost(self, exc);
+    return transport_call_connection_lost(self, exc, 0);
 }
 
 /* ------------------------------------------------------------------ */

@@ -17,7 +17,7 @@ import selectors
 import types
 import weakref
 
-from asyncio import base_events, constants, futures, trsock, unix_events
+from asyncio import base_events, constants, futures, sslproto, trsock, unix_events
 from asyncio.log import logger
 
 from . import _core
@@ -34,7 +34,7 @@ _BORROWED = (
     "_start_serving", "_accept_connection", "_accept_connection2",
     "_stop_serving", "_ensure_fd_no_transport",
     # TLS
-    "start_tls", "_make_ssl_transport",
+    "start_tls",
     # datagrams and pipes
     "create_datagram_endpoint", "_make_datagram_transport",
     "connect_read_pipe", "connect_write_pipe",
@@ -131,6 +131,7 @@ class NetworkMixin(_SelectorLevel):
                 info["peername"] = sock.getpeername()
             except OSError:
                 info["peername"] = None
+        self._ensure_fd_no_transport(sock)
         transport = _core.SocketTransport(self, sock, protocol, info, server,
                                           _DETACH_WITH_ARG, context)
         self._transports[transport._sock_fd] = transport
@@ -142,6 +143,22 @@ class NetworkMixin(_SelectorLevel):
             self.call_soon(futures._set_result_unless_cancelled, waiter, None,
                            context=context)
         return transport
+
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None,
+                            *, server_side=False, server_hostname=None,
+                            extra=None, server=None,
+                            ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+                            ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
+                            context=None):
+        # asyncio's TLS protocol over the C transport: the record layer is
+        # asyncio's, the socket I/O under it is ours.
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra,
+                                    server=server, context=context)
+        return ssl_protocol._app_transport
 
     # Called by the C transports.
 
