@@ -611,7 +611,8 @@ loop_traverse(tl_loop *self, visitproc visit, void *arg)
         tl_entry *e = tl_ring_at(&self->ready, i);
         Py_VISIT((PyObject *)e->a);
         Py_VISIT((PyObject *)e->b);
-        Py_VISIT((PyObject *)e->c);
+        if (e->kind != TL_EV_IO)        /* there c is a C function */
+            Py_VISIT((PyObject *)e->c);
     }
     for (size_t i = 0; i < tl_timerheap_len(&self->timers); i++)
         Py_VISIT((PyObject *)self->timers.items[i].data);
@@ -1514,6 +1515,12 @@ static PyMethodDef loop_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {"_remove_reader", (PyCFunction)loop_remove_reader, METH_O, NULL},
     {"_remove_writer", (PyCFunction)loop_remove_writer, METH_O, NULL},
+    {"_c_sock_recv", (PyCFunction)(void (*)(void))tl_sock_recv,
+     METH_FASTCALL, NULL},
+    {"_c_sock_recv_into", (PyCFunction)(void (*)(void))tl_sock_recv_into,
+     METH_FASTCALL, NULL},
+    {"_c_sock_sendall", (PyCFunction)(void (*)(void))tl_sock_sendall,
+     METH_FASTCALL, NULL},
     {"_get_reader", (PyCFunction)loop_get_reader, METH_O, NULL},
     {"_get_writer", (PyCFunction)loop_get_writer, METH_O, NULL},
     {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,

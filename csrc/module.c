@@ -38,6 +38,8 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->discard_from_awaited_by);
     Py_VISIT(st->BufferedProtocol);
     Py_VISIT(st->SocketTransportType);
+    Py_VISIT(st->SockOpType);
+    Py_VISIT(st->ssl_module);
     return 0;
 }
 
@@ -92,8 +94,18 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->str_connection_lost);
     Py_CLEAR(st->str_pause_writing);
     Py_CLEAR(st->str_resume_writing);
+    Py_CLEAR(st->str_recv);
+    Py_CLEAR(st->str_recv_into);
+    Py_CLEAR(st->str_send);
+    Py_CLEAR(st->str_fileno);
+    Py_CLEAR(st->str_set_result);
+    Py_CLEAR(st->str_set_exception);
+    Py_CLEAR(st->str_create_future);
+    Py_CLEAR(st->str_ensure_fd_no_transport);
     Py_CLEAR(st->BufferedProtocol);
     Py_CLEAR(st->SocketTransportType);
+    Py_CLEAR(st->SockOpType);
+    Py_CLEAR(st->ssl_module);
     Py_CLEAR(st->kw_context);
     Py_CLEAR(st->kw_msg);
     return 0;
@@ -216,6 +228,14 @@ module_exec(PyObject *mod)
     INTERN(str_connection_lost, "connection_lost");
     INTERN(str_pause_writing, "pause_writing");
     INTERN(str_resume_writing, "resume_writing");
+    INTERN(str_recv, "recv");
+    INTERN(str_recv_into, "recv_into");
+    INTERN(str_send, "send");
+    INTERN(str_fileno, "fileno");
+    INTERN(str_set_result, "set_result");
+    INTERN(str_set_exception, "set_exception");
+    INTERN(str_create_future, "create_future");
+    INTERN(str_ensure_fd_no_transport, "_ensure_fd_no_transport");
 
     if ((st->kw_context = PyTuple_Pack(1, st->str_context)) == NULL)
         return -1;
@@ -226,7 +246,8 @@ module_exec(PyObject *mod)
         || tl_loop_init_type(mod, st) < 0
         || tl_future_init_types(mod, st) < 0
         || tl_task_init_type(mod, st) < 0
-        || tl_transport_init_type(mod, st) < 0)
+        || tl_transport_init_type(mod, st) < 0
+        || tl_sockop_init_type(mod, st) < 0)
         return -1;
     return 0;
 }

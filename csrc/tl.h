@@ -103,6 +103,7 @@ typedef struct tl_state {
     PyTypeObject *FutureIterType;
     PyTypeObject *TaskType;
     PyTypeObject *SocketTransportType;
+    PyTypeObject *SockOpType;
 
     /* asyncio objects, imported once when the module is executed. */
     PyObject *CancelledError;
@@ -126,6 +127,7 @@ typedef struct tl_state {
     PyObject *add_to_awaited_by;       /* futures.future_add_to_awaited_by, 3.14+ */
     PyObject *discard_from_awaited_by; /* futures.future_discard_from_awaited_by */
     PyObject *BufferedProtocol;        /* asyncio.protocols.BufferedProtocol */
+    PyObject *ssl_module;              /* asyncio.base_events.ssl, or None */
 
     /* Interned attribute names. */
     PyObject *str_throw;
@@ -149,6 +151,14 @@ typedef struct tl_state {
     PyObject *str_connection_lost;
     PyObject *str_pause_writing;
     PyObject *str_resume_writing;
+    PyObject *str_recv;                /* socket methods */
+    PyObject *str_recv_into;
+    PyObject *str_send;
+    PyObject *str_fileno;
+    PyObject *str_set_result;
+    PyObject *str_set_exception;
+    PyObject *str_create_future;
+    PyObject *str_ensure_fd_no_transport;
     PyObject *kw_context;              /* ("context",) for vectorcall */
     PyObject *kw_msg;                  /* ("msg",) */
 
@@ -338,6 +348,12 @@ int tl_call_exception_handler(tl_state *st, PyObject *loop, PyObject *context);
 
 /* future.c */
 int tl_future_init_types(PyObject *mod, tl_state *st);
+int tl_sockop_init_type(PyObject *mod, tl_state *st);
+PyObject *tl_sock_recv(tl_loop *loop, PyObject *const *args, Py_ssize_t nargs);
+PyObject *tl_sock_recv_into(tl_loop *loop, PyObject *const *args,
+                            Py_ssize_t nargs);
+PyObject *tl_sock_sendall(tl_loop *loop, PyObject *const *args,
+                          Py_ssize_t nargs);
 int tl_future_init(tl_future *fut, PyObject *loop);
 int tl_future_schedule_callbacks(tl_future *fut);
 PyObject *tl_future_set_result(tl_future *fut, PyObject *res);

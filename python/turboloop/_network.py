@@ -45,14 +45,17 @@ _BORROWED = (
     "_check_sendfile_params", "_sock_sendfile_native_impl",
     "_sock_sendfile_update_filepos", "_sock_add_cancellation_callback",
     # low-level socket operations
-    "sock_recv", "_sock_recv", "sock_recv_into", "_sock_recv_into",
+    "_sock_recv", "_sock_recv_into",
     "sock_recvfrom", "_sock_recvfrom", "sock_recvfrom_into",
-    "_sock_recvfrom_into", "sock_sendall", "_sock_sendall", "sock_sendto",
+    "_sock_recvfrom_into", "_sock_sendall", "sock_sendto",
     "_sock_sendto", "sock_connect", "_sock_connect", "_sock_connect_cb",
     "sock_accept", "_sock_accept", "_sock_read_done", "_sock_write_done",
 )
 
 # Server._attach/_detach take the transport from 3.13 on.
+_Future = _core.Future
+_isfuture = futures.isfuture
+
 _DETACH_WITH_ARG = len(inspect.signature(base_events.Server._detach).parameters) > 1
 
 _core.SocketTransport._start_tls_compatible = True
@@ -115,6 +118,41 @@ class NetworkMixin(_SelectorLevel):
         """Stop watching the file descriptor for write availability."""
         self._ensure_fd_no_transport(fd)
         return self._remove_writer(fd)
+
+    # -- low-level socket operations -------------------------------------
+    # The C core makes the first attempt and returns its result, or, when
+    # the socket would block, a future of create_future() that a C watcher
+    # completes (csrc/sockops.c).
+
+    async def sock_recv(self, sock, n):
+        """Receive up to n bytes from the socket.
+
+        The return value is a bytes object representing the data received.
+        """
+        r = self._c_sock_recv(sock, n)
+        if r.__class__ is _Future or _isfuture(r):
+            return await r
+        return r
+
+    async def sock_recv_into(self, sock, buf):
+        """Receive data from the socket into buf.
+
+        Returns the number of bytes received.
+        """
+        r = self._c_sock_recv_into(sock, buf)
+        if r.__class__ is _Future or _isfuture(r):
+            return await r
+        return r
+
+    async def sock_sendall(self, sock, data):
+        """Send all of data to the socket.
+
+        Returns None when everything was sent; on error the exception
+        propagates and how much was sent is unknown.
+        """
+        r = self._c_sock_sendall(sock, data)
+        if r is not None:
+            await r
 
     # -- transports ------------------------------------------------------
 
