@@ -14,6 +14,7 @@ import os
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext as _build_ext
 
 
 def _flag(name):
@@ -50,7 +51,30 @@ if _flag("TURBOLOOP_WERROR"):
 if not sys.platform.startswith("linux") and sys.platform != "darwin" and "bsd" not in sys.platform:
     raise SystemExit("turboloop supports POSIX systems only")
 
+
+class build_ext(_build_ext):
+    """Rebuild everything when the configuration changes, so that a release
+    build never keeps a module or objects left by a debug or sanitizer build
+    (setuptools alone only compares timestamps)."""
+
+    def run(self):
+        config = " ".join(extra_compile_args + extra_link_args)
+        stamp = os.path.join(self.build_temp, "turboloop-config")
+        try:
+            with open(stamp, encoding="utf-8") as f:
+                previous = f.read()
+        except OSError:
+            previous = None
+        if previous != config:
+            self.force = True
+        super().run()
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w", encoding="utf-8") as f:
+            f.write(config)
+
+
 setup(
+    cmdclass={"build_ext": build_ext},
     ext_modules=[
         Extension(
             "turboloop._core",
