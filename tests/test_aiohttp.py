@@ -22,6 +22,12 @@ import pytest
 from support import close_loop
 
 aiohttp = pytest.importorskip("aiohttp")
+
+# Where aiodns is installed (Debian's python3-aiohttp pulls it in), aiohttp
+# resolves with c-ares, whose channel keeps its own thread, epoll, pipe and
+# inotify fds past the end of a test.  Resolve through the loop's
+# getaddrinfo() instead: that is the loop's code, which is what is under test.
+aiohttp.connector.DefaultResolver = aiohttp.resolver.ThreadedResolver
 from aiohttp import web  # noqa: E402
 
 # The network layer sits on the multiplexer: run on the poll(2) backend too.
