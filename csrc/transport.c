@@ -62,10 +62,13 @@ typedef struct {
     char wwatch;
     char detach_with_arg;       /* Server._detach(transport), 3.13+ */
     char given_context;         /* context passed in: every callback runs in it */
+    char in_event;              /* the loop is dispatching an I/O event to us */
 } tl_transport;
 
 static int transport_read_ready(PyObject *obj);
 static int transport_write_ready(PyObject *obj);
+static int transport_on_readable(PyObject *obj);
+static int transport_on_writable(PyObject *obj);
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -78,8 +81,8 @@ transport_watch(tl_transport *self, int writer)
     if (*flag)
         return 0;
     if (tl_loop_watch(self->loop, self->fd, writer, (PyObject *)self,
-                      writer ? transport_write_ready
-                             : transport_read_ready) < 0)
+                      writer ? transport_on_writable
+                             : transport_on_readable) < 0)
         return -1;
     *flag = 1;
     return 0;
@@ -253,9 +256,15 @@ transport_schedule_lost(tl_transport *self, PyObject *exc)
     int r = -1;
     /* Run in the context the transport was given, or else in a copy of the
      * current one, as asyncio's call_soon would; connection_lost() runs in
-     * that context. */
-    ctx = self->given_context ? Py_NewRef(self->context)
-                              : PyContext_CopyCurrent();
+     * that context.  While an I/O event is dispatched, the current context
+     * is, for asyncio, the one its reader or writer callback runs in: the
+     * transport's. */
+    if (self->given_context)
+        ctx = Py_NewRef(self->context);
+    else if (self->in_event)
+        ctx = PyContext_Copy(self->context);
+    else
+        ctx = PyContext_CopyCurrent();
     if (ctx == NULL)
         return -1;
     fn = PyObject_GetAttrString((PyObject *)self, "_call_connection_lost");
@@ -394,9 +403,24 @@ transport_read_buffered(tl_transport *self)
         return transport_fatal(self,
                                "Fatal error: protocol.get_buffer() call failed.");
     if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
+        /* asyncio takes len(buf) (an empty buffer is the protocol's error),
+         * then hands buf to recv_into(), which wants a writable buffer. */
+        Py_ssize_t len;
+        PyErr_Clear();
+        len = PyObject_Size(buf);
+        if (len == 0)
+            PyErr_SetString(PyExc_RuntimeError,
+                            "get_buffer() returned an empty buffer");
+        if (len <= 0) {
+            Py_DECREF(buf);
+            return transport_fatal(
+                self, "Fatal error: protocol.get_buffer() call failed.");
+        }
+        PyErr_Format(PyExc_TypeError,
+                     "recv_into() argument must be read-write bytes-like "
+                     "object, not %.200s", Py_TYPE(buf)->tp_name);
         Py_DECREF(buf);
-        return transport_fatal(self,
-                               "Fatal error: protocol.get_buffer() call failed.");
+        return transport_fatal(self, "Fatal read error on socket transport");
     }
     Py_DECREF(buf);
     if (view.len == 0) {
@@ -471,6 +495,31 @@ transport_read_ready(PyObject *obj)
                                "Fatal error: protocol.data_received() call failed.");
     Py_DECREF(r);
     return 0;
+}
+
+/* What the loop calls when fd is readable or writable: the event paths,
+ * marked so that a close they cause schedules connection_lost() in the
+ * transport's context. */
+static int
+transport_on_readable(PyObject *obj)
+{
+    tl_transport *self = (tl_transport *)obj;
+    int r;
+    self->in_event++;
+    r = transport_read_ready(obj);
+    self->in_event--;
+    return r;
+}
+
+static int
+transport_on_writable(PyObject *obj)
+{
+    tl_transport *self = (tl_transport *)obj;
+    int r;
+    self->in_event++;
+    r = transport_write_ready(obj);
+    self->in_event--;
+    return r;
 }
 
 /* ------------------------------------------------------------------ */
@@ -630,6 +679,47 @@ transport_check_writable(tl_transport *self, const char *what)
     return 0;
 }
 
+/* write() of a memoryview that is not contiguous.  asyncio hands it to
+ * socket.send(), which refuses it: a fatal write error when nothing is
+ * queued; behind queued data it is copied into the queue. */
+static PyObject *
+transport_write_strided(tl_transport *self, PyObject *data)
+{
+    PyObject *chunk, *exc;
+    Py_ssize_t n;
+    if (!PyMemoryView_Check(data) || !PyErr_ExceptionMatches(PyExc_BufferError))
+        return NULL;
+    exc = tl_err_get_raised();
+    n = PyObject_Size(data);
+    if (n <= 0 || self->conn_lost || self->wq_len == 0) {
+        if (n < 0) {
+            Py_DECREF(exc);
+            return NULL;
+        }
+        if (n == 0) {
+            Py_DECREF(exc);
+            Py_RETURN_NONE;
+        }
+        if (self->conn_lost) {
+            Py_DECREF(exc);
+            if (transport_lost_write(self) < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+        tl_err_set_raised(exc);
+        if (transport_fatal(self, "Fatal write error on socket transport") < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_DECREF(exc);
+    chunk = PyBytes_FromObject(data);
+    if (chunk == NULL || transport_queue(self, chunk) < 0)
+        return NULL;
+    if (transport_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 transport_write(tl_transport *self, PyObject *data)
 {
@@ -640,7 +730,7 @@ transport_write(tl_transport *self, PyObject *data)
         || transport_check_writable(self, "write") < 0)
         return NULL;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
+        return transport_write_strided(self, data);
     if (view.len == 0)
         goto done;
     if (self->conn_lost) {

@@ -1,0 +1,392 @@
+"""create_datagram_endpoint: local_addr, remote_addr, family, reuse_port,
+allow_broadcast, sock=, Unix datagram sockets; sendto/datagram_received,
+error_received for ICMP port unreachable and oversized datagrams,
+get_write_buffer_size, closing, and the argument checks."""
+
+import asyncio
+import contextlib
+import errno
+import os
+import shutil
+import socket
+import sys
+import tempfile
+
+import pytest
+
+# The multiplexer matters here: run on turboloop's poll(2) backend as well.
+ALSO_POLL_BACKEND = True
+
+PY = sys.version_info
+
+
+@pytest.fixture
+def closing():
+    with contextlib.ExitStack() as stack:
+        yield stack.enter_context
+
+
+@pytest.fixture
+def sock_dir():
+    d = tempfile.mkdtemp(prefix="tlnet", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DProto(asyncio.DatagramProtocol):
+    def __init__(self, loop):
+        self.loop = loop
+        self.transport = None
+        self.datagrams = []
+        self.errors = []
+        self.lost = loop.create_future()
+        self._waiter = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        assert not self.lost.done()
+        self.datagrams.append((data, addr))
+        self._wake()
+
+    def error_received(self, exc):
+        self.errors.append(exc)
+        self._wake()
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+    def _wake(self):
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self, pred):
+        while not pred():
+            self._waiter = self.loop.create_future()
+            await self._waiter
+
+
+async def close(transport, proto):
+    transport.close()
+    return await proto.lost
+
+
+def test_local_addr_receive_and_reply(loop, closing):
+    peer = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=("127.0.0.1", 0))
+        assert proto.transport is transport
+        addr = transport.get_extra_info("sockname")
+        assert addr[0] == "127.0.0.1"
+        assert transport.get_extra_info("peername") is None
+        assert transport.get_extra_info("socket").type == socket.SOCK_DGRAM
+        for i in range(5):
+            peer.sendto(b"datagram %d" % i, addr)
+        await proto.wait(lambda: len(proto.datagrams) == 5)
+        assert proto.datagrams == [(b"datagram %d" % i, peer.getsockname()) for i in range(5)]
+        transport.sendto(b"reply", peer.getsockname())
+        assert transport.get_write_buffer_size() == 0
+        data, src = await loop.sock_recvfrom(peer, 100)
+        assert (data, src) == (b"reply", addr)
+        transport.sendto(b"", peer.getsockname())
+        transport.sendto(b"after empty", peer.getsockname())
+        if PY >= (3, 13):
+            # An empty datagram is a datagram (3.13+) ...
+            assert await loop.sock_recvfrom(peer, 100) == (b"", addr)
+        # ... before, sendto() dropped it.
+        assert await loop.sock_recvfrom(peer, 100) == (b"after empty", addr)
+        assert await close(transport, proto) is None
+        assert transport.is_closing()
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_remote_addr_connected_endpoint(loop, closing):
+    peer = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+    other = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    other.bind(("127.0.0.1", 0))
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), remote_addr=peer.getsockname())
+        assert transport.get_extra_info("peername") == peer.getsockname()
+        transport.sendto(b"no address")
+        transport.sendto(b"same address", peer.getsockname())
+        with pytest.raises(ValueError):
+            transport.sendto(b"other address", other.getsockname())
+        assert await loop.sock_recv(peer, 100) == b"no address"
+        assert await loop.sock_recv(peer, 100) == b"same address"
+        me = transport.get_extra_info("sockname")
+        # A connected socket only hears from its peer.
+        other.sendto(b"stranger", me)
+        peer.sendto(b"from peer", me)
+        await proto.wait(lambda: proto.datagrams)
+        await asyncio.sleep(0)
+        assert proto.datagrams == [(b"from peer", peer.getsockname())]
+        await close(transport, proto)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_local_and_remote_addr(loop, closing):
+    peer = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    peer.bind(("127.0.0.1", 0))
+    port = free_udp_port()
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(
+            lambda: DProto(loop), local_addr=("127.0.0.1", port), remote_addr=peer.getsockname())
+        assert transport.get_extra_info("sockname") == ("127.0.0.1", port)
+        transport.sendto(b"x")
+        peer.setblocking(False)
+        assert await loop.sock_recvfrom(peer, 10) == (b"x", ("127.0.0.1", port))
+        await close(transport, proto)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_family_only_endpoint_sends_anywhere(loop, closing):
+    peer = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), family=socket.AF_INET)
+        assert transport.get_extra_info("socket").family == socket.AF_INET
+        transport.sendto(b"unbound sender", peer.getsockname())
+        data, src = await loop.sock_recvfrom(peer, 100)
+        assert data == b"unbound sender"
+        # It got an address when it sent, and hears replies on it.
+        peer.sendto(b"answer", src)
+        await proto.wait(lambda: proto.datagrams)
+        assert proto.datagrams == [(b"answer", peer.getsockname())]
+        await close(transport, proto)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_ipv6_endpoint(loop, closing):
+    try:
+        peer = closing(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM))
+        peer.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=("::1", 0))
+        assert transport.get_extra_info("socket").family == socket.AF_INET6
+        peer.sendto(b"v6", transport.get_extra_info("sockname"))
+        await proto.wait(lambda: proto.datagrams)
+        assert proto.datagrams[0][0] == b"v6"
+        assert proto.datagrams[0][1][:2] == peer.getsockname()[:2]
+        await close(transport, proto)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_reuse_port(loop):
+    if not hasattr(socket, "SO_REUSEPORT"):
+        pytest.skip("no SO_REUSEPORT")
+
+    async def main():
+        t1, p1 = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=("127.0.0.1", 0), reuse_port=True)
+        addr = t1.get_extra_info("sockname")
+        t2, p2 = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=addr, reuse_port=True)
+        assert t2.get_extra_info("sockname") == addr
+        for t in (t1, t2):
+            assert t.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) != 0
+        await close(t1, p1)
+        await close(t2, p2)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_reuse_address_is_refused(loop):
+    # Removed in 3.11 (it allowed stealing a bound port).
+    async def main():
+        with pytest.raises(TypeError):
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0), reuse_address=True)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_allow_broadcast(loop):
+    async def main():
+        t, p = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=("127.0.0.1", 0), allow_broadcast=True)
+        assert t.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) != 0
+        t2, p2 = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=("127.0.0.1", 0))
+        assert t2.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) == 0
+        await close(t, p)
+        await close(t2, p2)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_sock_argument(loop, closing):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    addr = sock.getsockname()
+    peer = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), sock=sock)
+        assert sock.gettimeout() == 0
+        assert transport.get_extra_info("sockname") == addr
+        peer.sendto(b"to sock", addr)
+        await proto.wait(lambda: proto.datagrams)
+        assert proto.datagrams[0][0] == b"to sock"
+        await close(transport, proto)
+        assert sock.fileno() == -1
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_argument_errors(loop, closing):
+    tcp = closing(socket.socket())
+    udp = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+
+    async def main():
+        factory = asyncio.DatagramProtocol
+        with pytest.raises(ValueError):
+            await loop.create_datagram_endpoint(factory, sock=tcp)
+        with pytest.raises(ValueError):
+            await loop.create_datagram_endpoint(factory, sock=udp, local_addr=("127.0.0.1", 0))
+        with pytest.raises(ValueError):
+            await loop.create_datagram_endpoint(factory)  # nothing to go on
+        with pytest.raises((ValueError, OSError)):
+            await loop.create_datagram_endpoint(
+                factory, local_addr=("127.0.0.1", 0), remote_addr=("::1", 9), family=socket.AF_INET6)
+
+    loop.run_until_complete(main())
+    assert udp.fileno() >= 0
+    loop.close()
+
+
+def test_error_received_on_port_unreachable(loop):
+    dead = free_udp_port()
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), remote_addr=("127.0.0.1", dead))
+        # The ICMP port-unreachable comes back as an error on the socket.
+        for _ in range(3):
+            transport.sendto(b"anyone?")
+            await asyncio.sleep(0)
+            if proto.errors:
+                break
+        await proto.wait(lambda: proto.errors)
+        assert not transport.is_closing()
+        await close(transport, proto)
+        return proto
+
+    proto = loop.run_until_complete(main())
+    assert all(isinstance(e, ConnectionRefusedError) for e in proto.errors)
+    assert proto.datagrams == []
+    loop.close()
+
+
+def test_error_received_on_oversized_datagram(loop, closing):
+    peer = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    peer.bind(("127.0.0.1", 0))
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=("127.0.0.1", 0))
+        transport.sendto(b"x" * 70000, peer.getsockname())
+        assert len(proto.errors) == 1
+        assert proto.errors[0].errno == errno.EMSGSIZE
+        assert not transport.is_closing()
+        # Still usable.
+        transport.sendto(b"fine", peer.getsockname())
+        assert peer.recv(10) == b"fine"
+        await close(transport, proto)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_sendto_rejects_non_bytes(loop):
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=("127.0.0.1", 0))
+        with pytest.raises(TypeError):
+            transport.sendto("text", ("127.0.0.1", 9))
+        await close(transport, proto)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_abort_and_close_twice(loop):
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=("127.0.0.1", 0))
+        transport.abort()
+        transport.close()
+        transport.abort()
+        assert await proto.lost is None
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_unix_datagram_endpoints(loop, sock_dir):
+    a_path = os.path.join(sock_dir, "a")
+    b_path = os.path.join(sock_dir, "b")
+
+    async def main():
+        ta, pa = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=a_path, family=socket.AF_UNIX)
+        tb, pb = await loop.create_datagram_endpoint(
+            lambda: DProto(loop), local_addr=b_path, remote_addr=a_path, family=socket.AF_UNIX)
+        assert ta.get_extra_info("sockname") == a_path
+        assert tb.get_extra_info("peername") == a_path
+        tb.sendto(b"over unix")
+        await pa.wait(lambda: pa.datagrams)
+        assert pa.datagrams == [(b"over unix", b_path)]
+        ta.sendto(b"back", b_path)
+        await pb.wait(lambda: pb.datagrams)
+        assert pb.datagrams == [(b"back", a_path)]
+        await close(ta, pa)
+        await close(tb, pb)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_many_datagrams_in_order(loop, closing):
+    peer = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(lambda: DProto(loop), local_addr=("127.0.0.1", 0))
+        me = transport.get_extra_info("sockname")
+        n = 200
+        for i in range(n):
+            transport.sendto(i.to_bytes(4, "big") * 10, peer.getsockname())
+            # Bounce each one straight back.
+            data, _ = await loop.sock_recvfrom(peer, 100)
+            peer.sendto(data, me)
+        await proto.wait(lambda: len(proto.datagrams) == n)
+        await close(transport, proto)
+        return [int.from_bytes(d[:4], "big") for d, _ in proto.datagrams]
+
+    assert loop.run_until_complete(main()) == list(range(200))
+    loop.close()
