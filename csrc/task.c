@@ -101,6 +101,49 @@ task_call_hook_void(PyObject *hook, PyObject *a, PyObject *b)
     return 0;
 }
 
+/* asyncio's _enter_task(loop, task): with _asyncio's dict at hand, what
+ * that function does, without the call. */
+static int
+task_enter(tl_state *st, PyObject *loop, PyObject *task)
+{
+    PyObject *cur;
+    if (st->current_tasks == NULL)
+        return task_call_hook_void(st->enter_task, loop, task);
+    cur = PyDict_SetDefault(st->current_tasks, loop, task);   /* borrowed */
+    if (cur == NULL)
+        return -1;
+    if (cur != task) {
+        Py_INCREF(cur);     /* the repr of either may change the dict */
+        PyErr_Format(PyExc_RuntimeError,
+                     "Cannot enter into task %R while another task %R "
+                     "is being executed.", task, cur);
+        Py_DECREF(cur);
+        return -1;
+    }
+    return 0;
+}
+
+/* asyncio's _leave_task(loop, task), likewise. */
+static int
+task_leave(tl_state *st, PyObject *loop, PyObject *task)
+{
+    PyObject *cur;
+    if (st->current_tasks == NULL)
+        return task_call_hook_void(st->leave_task, loop, task);
+    cur = PyDict_GetItemWithError(st->current_tasks, loop);   /* borrowed */
+    if (cur != task) {
+        if (cur == NULL && PyErr_Occurred())
+            return -1;
+        cur = Py_NewRef(cur ? cur : Py_None);
+        PyErr_Format(PyExc_RuntimeError,
+                     "Leaving task %R does not match the current task %R.",
+                     task, cur);
+        Py_DECREF(cur);
+        return -1;
+    }
+    return PyDict_DelItem(st->current_tasks, loop);
+}
+
 /* Cancel the future a task waits on; 1 if it agreed, 0 if not, -1 error. */
 static int
 task_cancel_waiter(tl_state *st, PyObject *fut, PyObject *msg)
@@ -382,7 +425,7 @@ tl_task_step(tl_task *task, PyObject *exc)
 
     Py_INCREF(task);
     loop = Py_NewRef(task->loop);
-    if (task_call_hook_void(st->enter_task, loop, (PyObject *)task) < 0) {
+    if (task_enter(st, loop, (PyObject *)task) < 0) {
         Py_XDECREF(exc);
         Py_DECREF(loop);
         Py_DECREF(task);
@@ -391,7 +434,7 @@ tl_task_step(tl_task *task, PyObject *exc)
     r = task_step_run(task, exc);
     if (r < 0) {
         PyObject *err = tl_err_get_raised();
-        if (task_call_hook_void(st->leave_task, loop, (PyObject *)task) < 0) {
+        if (task_leave(st, loop, (PyObject *)task) < 0) {
             /* Report the leave failure chained to what was raised. */
             PyObject *err2 = tl_err_get_raised();
             PyException_SetContext(err2, err);
@@ -400,7 +443,7 @@ tl_task_step(tl_task *task, PyObject *exc)
         tl_err_set_raised(err);
     }
     else {
-        r = task_call_hook_void(st->leave_task, loop, (PyObject *)task);
+        r = task_leave(st, loop, (PyObject *)task);
     }
     Py_DECREF(loop);
     Py_DECREF(task);

@@ -113,6 +113,8 @@ typedef struct tl_state {
     PyObject *iscoroutine;             /* asyncio.coroutines.iscoroutine */
     PyObject *enter_task;              /* asyncio.tasks._enter_task ... */
     PyObject *leave_task;
+    PyObject *current_tasks;           /* the dict those two keep, when they
+                                          are _asyncio's (3.11-3.13), else NULL */
     PyObject *register_task;
     PyObject *unregister_task;
     PyObject *register_eager_task;     /* NULL before 3.12 */
