@@ -46,9 +46,55 @@ def _importable(python, env, loop):
     return proc.returncode == 0, (proc.stderr.strip().splitlines() or [""])[-1]
 
 
-def count(python, env, workload, loop, ops, warmup_ops):
+def _object_kind(path):
+    """Which part of the process an object file is, for --by-object."""
+    name = os.path.basename(path)
+    if "libpython" in name or re.fullmatch(r"python3?(\.\d+)?d?", name):
+        return "interpreter"
+    if name.startswith("_core.") or "uvloop" in path:
+        return "loop"
+    if name.startswith("_asyncio."):
+        return "_asyncio"
+    if name.startswith(("libc.", "libc-", "ld-linux", "libm.")):
+        return "libc"
+    return "other"
+
+
+def split_by_object(path):
+    """Exclusive instruction counts of a callgrind output file, summed per
+    kind of object file (see _object_kind)."""
+    names = {}
+    totals = {}
+    kind = "other"
+    skip_next = False
+    with open(path, errors="replace") as f:
+        for line in f:
+            if skip_next:
+                # The cost line after calls= is the call's inclusive cost.
+                skip_next = False
+                continue
+            if line.startswith(("ob=", "cob=")):
+                # Names are compressed: "(n) path" the first time, in either
+                # kind of line, then "(n)".
+                m = re.match(r"c?ob=(?:\((\d+)\))?\s*(.*)", line.rstrip("\n"))
+                ident, obj = m.group(1), m.group(2)
+                if ident is not None and obj:
+                    names[ident] = obj
+                if line.startswith("ob="):
+                    kind = _object_kind(obj or names.get(ident, ""))
+            elif line.startswith("calls="):
+                skip_next = True
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                parts = line.split()
+                if len(parts) >= 2 and parts[-1].isdigit():
+                    totals[kind] = totals.get(kind, 0) + int(parts[-1])
+    return totals
+
+
+def count(python, env, workload, loop, ops, warmup_ops, by_object=False):
     """Instructions executed by one worker run under callgrind, and the
-    number of operations the workload reports it performed."""
+    number of operations the workload reports it performed (and, with
+    by_object, the split of split_by_object)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -62,6 +108,8 @@ def count(python, env, workload, loop, ops, warmup_ops):
         if not m:
             raise RuntimeError(f"no instruction count in callgrind output for {loop}/{workload}")
         done = json.loads(proc.stdout.strip().splitlines()[-1])["ops"]
+        if by_object:
+            return int(m.group(1)), done, split_by_object(out)
         return int(m.group(1)), done
 
 
@@ -76,6 +124,11 @@ def main(argv=None):
                    help="N, the smaller operation count (default: a twentieth of the "
                         "timed benchmark's count)")
     p.add_argument("--python", default=sys.executable)
+    p.add_argument("--by-object", action="store_true",
+                   help="also split each count by where the instructions ran: the "
+                        "interpreter (libpython), the loop's own extension (turboloop's "
+                        "_core, uvloop's loop module), _asyncio (the C Future and Task "
+                        "uvloop and asyncio use), libc, other")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="valgrind processes at once (counts do not depend on it)")
     args = p.parse_args(argv)
@@ -110,8 +163,9 @@ def main(argv=None):
                 if available[loop] is None:
                     for ops in (n, 2 * n):
                         jobs[name, loop, ops] = pool.submit(count, args.python, env, name,
-                                                            loop, ops, warmup)
+                                                            loop, ops, warmup, args.by_object)
         results = {}
+        splits = {}
         for name in names:
             n = args.ops or max(1000, micro.WORKLOADS[name][1] // 20)
             for loop in loops:
@@ -119,8 +173,8 @@ def main(argv=None):
                     results[name, loop] = "n/a"
                     continue
                 try:
-                    small, small_ops = jobs[name, loop, n].result()
-                    big, big_ops = jobs[name, loop, 2 * n].result()
+                    small, small_ops, *small_split = jobs[name, loop, n].result()
+                    big, big_ops, *big_split = jobs[name, loop, 2 * n].result()
                 except (RuntimeError, ValueError, KeyError) as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     results[name, loop] = "err"
@@ -128,6 +182,11 @@ def main(argv=None):
                 # Divide by the operations the workload actually ran: some
                 # round N (sleep0 runs whole tasks of 200 sleeps).
                 results[name, loop] = (big - small) / (big_ops - small_ops)
+                if args.by_object:
+                    kinds = set(small_split[0]) | set(big_split[0])
+                    splits[name, loop] = {
+                        k: (big_split[0].get(k, 0) - small_split[0].get(k, 0))
+                        / (big_ops - small_ops) for k in kinds}
 
     # turboloop against uvloop first, as in python -m bench's tables.
     bases = [(b, label) for b, label in (("uvloop", "tl/uv"), ("asyncio", "tl/aio"))
@@ -151,7 +210,29 @@ def main(argv=None):
     for loop, why in available.items():
         if why is not None:
             print(f"  n/a {loop}: not importable: {why}")
+    if splits:
+        _print_splits(names, loops, splits)
     return 0
+
+
+SPLIT_KINDS = ("interpreter", "loop", "_asyncio", "libc", "other")
+
+
+def _print_splits(names, loops, splits):
+    header = ["workload", "loop"] + list(SPLIT_KINDS)
+    rows = []
+    for name in names:
+        for lp in loops:
+            split = splits.get((name, lp))
+            if split is not None:
+                rows.append([name, lp] + [f"{split.get(k, 0):,.0f}" for k in SPLIT_KINDS])
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    print()
+    print("Instructions per operation by where they ran (interpreter: libpython; "
+          "loop: the loop's own extension module)")
+    for r in [header, ["-" * w for w in widths]] + rows:
+        print("  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1])]
+                        + [c.rjust(w) for c, w in zip(r[2:], widths[2:])]))
 
 
 if __name__ == "__main__":
