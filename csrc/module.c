@@ -24,6 +24,10 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->enter_task);
     Py_VISIT(st->leave_task);
     Py_VISIT(st->current_tasks);
+    Py_VISIT(st->tasks_data);
+    Py_VISIT(st->tasks_iterating);
+    Py_VISIT(st->tasks_pending);
+    Py_VISIT(st->tasks_weakset);
     Py_VISIT(st->register_task);
     Py_VISIT(st->unregister_task);
     Py_VISIT(st->register_eager_task);
@@ -62,6 +66,10 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->enter_task);
     Py_CLEAR(st->leave_task);
     Py_CLEAR(st->current_tasks);
+    Py_CLEAR(st->tasks_data);
+    Py_CLEAR(st->tasks_iterating);
+    Py_CLEAR(st->tasks_pending);
+    Py_CLEAR(st->tasks_weakset);
     Py_CLEAR(st->register_task);
     Py_CLEAR(st->unregister_task);
     Py_CLEAR(st->register_eager_task);
@@ -217,6 +225,77 @@ error:
 #endif
 }
 
+/* Up to 3.13, _asyncio's _register_task(task) is all_tasks.add(task) on a
+ * weakref.WeakSet (_asyncio._all_tasks on 3.11, _scheduled_tasks on 3.12
+ * and 3.13).  When the hooks asyncio uses are those, task_register() adds a
+ * weakref to the set's data itself and task_dealloc() takes it out, as
+ * WeakSet.add() and its removal callback would, without running either in
+ * the interpreter.  WeakSet never rebinds data, _iterating or
+ * _pending_removals after __init__, so they are looked up once. */
+static int
+module_find_task_set(tl_state *st)
+{
+#if PY_VERSION_HEX < 0x030E0000
+    PyObject *mod, *reg = NULL, *unreg = NULL, *ws = NULL, *weakref = NULL,
+             *wstype = NULL, *data = NULL, *iterating = NULL, *pending = NULL;
+    int r = 0;
+    mod = PyImport_ImportModule("_asyncio");
+    if (mod == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ImportError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    reg = PyObject_GetAttrString(mod, "_register_task");
+    unreg = PyObject_GetAttrString(mod, "_unregister_task");
+#if PY_VERSION_HEX >= 0x030C0000
+    ws = PyObject_GetAttrString(mod, "_scheduled_tasks");
+#else
+    ws = PyObject_GetAttrString(mod, "_all_tasks");
+#endif
+    Py_DECREF(mod);
+    if (reg == NULL || unreg == NULL || ws == NULL)
+        goto skip;
+    if (reg != st->register_task || unreg != st->unregister_task)
+        goto done;
+    weakref = PyImport_ImportModule("weakref");
+    if (weakref == NULL)
+        goto skip;
+    wstype = PyObject_GetAttrString(weakref, "WeakSet");
+    if (wstype == NULL || (PyObject *)Py_TYPE(ws) != wstype)
+        goto skip;
+    data = PyObject_GetAttrString(ws, "data");
+    iterating = PyObject_GetAttrString(ws, "_iterating");
+    pending = PyObject_GetAttrString(ws, "_pending_removals");
+    if (data == NULL || iterating == NULL || pending == NULL)
+        goto skip;
+    if (!PySet_CheckExact(data) || !PySet_CheckExact(iterating)
+        || !PyList_CheckExact(pending))
+        goto done;
+    st->tasks_data = Py_NewRef(data);
+    st->tasks_iterating = Py_NewRef(iterating);
+    st->tasks_pending = Py_NewRef(pending);
+    st->tasks_weakset = Py_NewRef(ws);
+    goto done;
+skip:
+    /* Not the layout expected: keep calling the hooks. */
+    PyErr_Clear();
+done:
+    Py_XDECREF(reg);
+    Py_XDECREF(unreg);
+    Py_XDECREF(ws);
+    Py_XDECREF(weakref);
+    Py_XDECREF(wstype);
+    Py_XDECREF(data);
+    Py_XDECREF(iterating);
+    Py_XDECREF(pending);
+    return r;
+#else
+    (void)st;
+    return 0;
+#endif
+}
+
 static int
 module_exec(PyObject *mod)
 {
@@ -231,9 +310,9 @@ module_exec(PyObject *mod)
     IMPORT(enter_task, "asyncio.tasks", "_enter_task");
     IMPORT(leave_task, "asyncio.tasks", "_leave_task");
     IMPORT(register_task, "asyncio.tasks", "_register_task");
-    if (module_find_current_tasks(st) < 0)
-        return -1;
     IMPORT(unregister_task, "asyncio.tasks", "_unregister_task");
+    if (module_find_current_tasks(st) < 0 || module_find_task_set(st) < 0)
+        return -1;
 #if PY_VERSION_HEX >= 0x030C0000
     IMPORT(register_eager_task, "asyncio.tasks", "_register_eager_task");
     IMPORT(unregister_eager_task, "asyncio.tasks", "_unregister_eager_task");

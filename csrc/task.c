@@ -144,6 +144,61 @@ task_leave(tl_state *st, PyObject *loop, PyObject *task)
     return PyDict_DelItem(st->current_tasks, loop);
 }
 
+/* asyncio's _register_task(task).  With the WeakSet at hand (see
+ * module_find_task_set), what WeakSet.add() does: commit pending removals,
+ * then add a weakref to the task to the set's data.  The weakref has no
+ * callback; task_unregister_ref() does the callback's work at dealloc. */
+static int
+task_register(tl_task *task)
+{
+    tl_state *st = task->st;
+    PyObject *ref;
+    if (st->tasks_data == NULL)
+        return task_call_hook_void(st->register_task, (PyObject *)task, NULL);
+    if (PyList_GET_SIZE(st->tasks_pending) > 0) {
+        PyObject *r = PyObject_CallMethod(st->tasks_weakset, "_commit_removals",
+                                          NULL);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    ref = PyWeakref_NewRef((PyObject *)task, NULL);
+    if (ref == NULL)
+        return -1;
+    if (PySet_Add(st->tasks_data, ref) < 0) {
+        Py_DECREF(ref);
+        return -1;
+    }
+    Py_XSETREF(task->registry_ref, ref);
+    return 0;
+}
+
+/* The task is being destroyed: take its weakref out of the WeakSet, or, while
+ * the set is being iterated, leave it for the set to remove afterwards, as
+ * WeakSet's own removal callback does. */
+static void
+task_unregister_ref(tl_task *task)
+{
+    tl_state *st = task->st;
+    PyObject *ref = task->registry_ref, *exc;
+    int r;
+    task->registry_ref = NULL;
+    if (st->tasks_data == NULL) {
+        Py_DECREF(ref);
+        return;
+    }
+    exc = tl_err_get_raised();
+    if (PySet_GET_SIZE(st->tasks_iterating) > 0)
+        r = PyList_Append(st->tasks_pending, ref);
+    else
+        r = PySet_Discard(st->tasks_data, ref);
+    if (r < 0)
+        PyErr_WriteUnraisable((PyObject *)task);
+    if (exc != NULL)
+        tl_err_set_raised(exc);
+    Py_DECREF(ref);
+}
+
 /* Cancel the future a task waits on; 1 if it agreed, 0 if not, -1 error. */
 static int
 task_cancel_waiter(tl_state *st, PyObject *fut, PyObject *msg)
@@ -534,7 +589,7 @@ task_eager_start(tl_task *task)
         Py_CLEAR(task->coro);
         return 0;
     }
-    return task_call_hook_void(st->register_task, (PyObject *)task, NULL);
+    return task_register(task);
 }
 
 static int
@@ -619,7 +674,7 @@ task_init(tl_task *task, PyObject *coro, PyObject *loop, PyObject *name,
     }
     if (task_schedule_step(task, NULL) < 0)
         return -1;
-    return task_call_hook_void(st->register_task, (PyObject *)task, NULL);
+    return task_register(task);
 }
 
 PyObject *
@@ -965,6 +1020,8 @@ task_dealloc(tl_task *self)
     PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
+    if (self->registry_ref != NULL)
+        task_unregister_ref(self);
     task_clear(self);
     tp->tp_free(self);
     Py_DECREF(tp);

@@ -117,6 +117,12 @@ typedef struct tl_state {
                                           are _asyncio's (3.11-3.13), else NULL */
     PyObject *register_task;
     PyObject *unregister_task;
+    /* The parts of the WeakSet _asyncio's _register_task adds to (3.11-3.13),
+     * when those hooks are _asyncio's; else NULL.  See task_register(). */
+    PyObject *tasks_data;              /* WeakSet.data: set of weakrefs */
+    PyObject *tasks_iterating;         /* WeakSet._iterating: set */
+    PyObject *tasks_pending;           /* WeakSet._pending_removals: list */
+    PyObject *tasks_weakset;
     PyObject *register_eager_task;     /* NULL before 3.12 */
     PyObject *unregister_eager_task;   /* NULL before 3.12 */
     PyObject *swap_current_task;       /* NULL before 3.12 */
@@ -296,6 +302,9 @@ typedef struct tl_task {
     PyObject *context;
     PyObject *fut_waiter;
     PyObject *name;               /* str, or NULL while the default name is unformatted */
+    PyObject *registry_ref;       /* our weakref in asyncio's task WeakSet, see
+                                     task_register(); not traversed or cleared
+                                     by the GC: dealloc takes it out of the set */
     unsigned long long name_id;
 } tl_task;
 

@@ -600,6 +600,70 @@ def test_all_tasks(kind, loop):
     loop.close()
 
 
+def _task_registry():
+    """The WeakSet asyncio's _register_task adds to, where it is reachable."""
+    import asyncio.tasks as tasks_module
+
+    for name in ("_scheduled_tasks", "_all_tasks"):
+        registry = getattr(tasks_module, name, None)
+        if registry is not None and hasattr(registry, "_pending_removals"):
+            return registry
+    pytest.skip("asyncio keeps its task registry out of reach on this version")
+
+
+def test_finished_tasks_leave_the_registry(kind, loop):
+    # A task that is gone is gone from the set all_tasks() reads, so the set
+    # does not grow with every task ever made.
+    registry = _task_registry()
+    gc.collect()
+    before = len(registry)
+
+    async def main():
+        for _ in range(50):
+            await kind.Task(answer(), loop=loop)
+        return len(registry)
+
+    during = loop.run_until_complete(main())
+    gc.collect()
+    assert during <= before + 2
+    assert len(registry) == before
+    assert asyncio.all_tasks(loop) == set()
+    loop.close()
+
+
+def test_task_dying_while_the_registry_is_iterated(kind, loop):
+    # A task destroyed while something iterates the registry is taken out
+    # after the iteration, as WeakSet does for its own references.
+    import _weakrefset
+
+    registry = _task_registry()
+
+    async def main():
+        holder = [kind.Task(answer(), loop=loop)]
+        await holder[0]
+        keep = kind.Task(forever(), loop=loop)
+        await asyncio.sleep(0)
+        gc.collect()
+        size = len(registry.data)
+        with _weakrefset._IterationGuard(registry):
+            holder.clear()
+            gc.collect()
+            # Deferred: still in the data, listed as a pending removal.
+            assert len(registry.data) == size
+            assert len(registry._pending_removals) == 1
+            assert len(registry) == size - 1
+        assert not registry._pending_removals
+        assert len(registry.data) == size - 1
+        assert all(ref() is not None for ref in registry.data)
+        assert keep in asyncio.all_tasks(loop)
+        keep.cancel()
+
+    loop.run_until_complete(main())
+    run_briefly(loop)
+    assert asyncio.all_tasks(loop) == set()
+    loop.close()
+
+
 # -- contexts --------------------------------------------------------------------
 
 
