@@ -818,7 +818,14 @@ loop_as_double(PyObject *o, const char *what, double *out)
         PyErr_Format(PyExc_TypeError, "%s cannot be None", what);
         return -1;
     }
-    *out = PyFloat_AsDouble(o);
+    /* An int converts without the float object PyFloat_AsDouble() makes
+     * through __float__; the value (and the overflow) are the same. */
+    if (PyFloat_CheckExact(o))
+        *out = PyFloat_AS_DOUBLE(o);
+    else if (PyLong_CheckExact(o))
+        *out = PyLong_AsDouble(o);
+    else
+        *out = PyFloat_AsDouble(o);
     if (*out == -1.0 && PyErr_Occurred())
         return -1;
     return 0;

@@ -130,6 +130,30 @@ task_leave(tl_state *st, PyObject *loop, PyObject *task)
     PyObject *cur;
     if (st->current_tasks == NULL)
         return task_call_hook_void(st->leave_task, loop, task);
+#if PY_VERSION_HEX >= 0x030D0000
+    /* One lookup: take the entry out, put it back if it is not ours. */
+    switch (PyDict_Pop(st->current_tasks, loop, &cur)) {
+    case -1:
+        return -1;
+    case 1:
+        if (cur == task) {
+            Py_DECREF(cur);
+            return 0;
+        }
+        if (PyDict_SetItem(st->current_tasks, loop, cur) < 0) {
+            Py_DECREF(cur);
+            return -1;
+        }
+        break;
+    default:
+        cur = Py_NewRef(Py_None);
+    }
+    PyErr_Format(PyExc_RuntimeError,
+                 "Leaving task %R does not match the current task %R.",
+                 task, cur);
+    Py_DECREF(cur);
+    return -1;
+#else
     cur = PyDict_GetItemWithError(st->current_tasks, loop);   /* borrowed */
     if (cur != task) {
         if (cur == NULL && PyErr_Occurred())
@@ -142,6 +166,7 @@ task_leave(tl_state *st, PyObject *loop, PyObject *task)
         return -1;
     }
     return PyDict_DelItem(st->current_tasks, loop);
+#endif
 }
 
 /* asyncio's _register_task(task).  With the WeakSet at hand (see

@@ -600,6 +600,36 @@ def test_all_tasks(kind, loop):
     loop.close()
 
 
+def test_step_leaving_with_another_task_current(kind, loop, errors):
+    # The bookkeeping around a step checks what asyncio's _enter_task and
+    # _leave_task check: a step that ends with another task current, and
+    # the next step that finds one, are errors for the exception handler.
+    import asyncio.tasks as tasks_module
+
+    other = object()
+
+    async def meddle():
+        me = asyncio.current_task()
+        tasks_module._leave_task(loop, me)
+        tasks_module._enter_task(loop, other)
+        await asyncio.sleep(0)
+
+    task = loop.create_task(meddle())
+    run_briefly(loop)
+    run_briefly(loop)
+    messages = [str(c["exception"]) for c in errors]
+    assert len(messages) == 2
+    assert messages[0].startswith(f"Leaving task {task!r} does not match the current task {other!r}")
+    assert messages[1].startswith(f"Cannot enter into task {task!r} while another task {other!r}")
+    errors.clear()
+    assert asyncio.current_task(loop) is other
+    tasks_module._leave_task(loop, other)
+    # The failed step left the task pending for good, on either loop.
+    assert not task.done()
+    task._log_destroy_pending = False
+    loop.close()
+
+
 def _task_registry():
     """The WeakSet asyncio's _register_task adds to, where it is reachable."""
     import asyncio.tasks as tasks_module
