@@ -600,6 +600,8 @@ def test_all_tasks(kind, loop):
     loop.close()
 
 
+@pytest.mark.skipif(PY >= (3, 14), reason="3.14 keeps the current task in the thread state, and its "
+                    "_enter_task/_leave_task only act on the running loop")
 def test_step_leaving_with_another_task_current(kind, loop, errors):
     # The bookkeeping around a step checks what asyncio's _enter_task and
     # _leave_task check: a step that ends with another task current, and
@@ -617,10 +619,14 @@ def test_step_leaving_with_another_task_current(kind, loop, errors):
     task = loop.create_task(meddle())
     run_briefly(loop)
     run_briefly(loop)
-    messages = [str(c["exception"]) for c in errors]
-    assert len(messages) == 2
-    assert messages[0].startswith(f"Leaving task {task!r} does not match the current task {other!r}")
-    assert messages[1].startswith(f"Cannot enter into task {task!r} while another task {other!r}")
+    excs = [c["exception"] for c in errors]
+    assert len(excs) == 2
+    assert all(type(e) is RuntimeError for e in excs)
+    # The wording is the running version's (3.14 rephrased the first).
+    assert "leave task" in str(excs[0]).lower() or "leaving task" in str(excs[0]).lower()
+    assert "enter into task" in str(excs[1])
+    for e in excs:
+        assert repr(task) in str(e) and repr(other) in str(e)
     errors.clear()
     assert asyncio.current_task(loop) is other
     tasks_module._leave_task(loop, other)
