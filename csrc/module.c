@@ -238,7 +238,6 @@ module_find_task_set(tl_state *st)
 #if PY_VERSION_HEX < 0x030E0000
     PyObject *mod, *reg = NULL, *unreg = NULL, *ws = NULL, *weakref = NULL,
              *wstype = NULL, *data = NULL, *iterating = NULL, *pending = NULL;
-    int r = 0;
     mod = PyImport_ImportModule("_asyncio");
     if (mod == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_ImportError))
@@ -289,7 +288,7 @@ done:
     Py_XDECREF(data);
     Py_XDECREF(iterating);
     Py_XDECREF(pending);
-    return r;
+    return 0;
 #else
     (void)st;
     return 0;
