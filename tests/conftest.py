@@ -33,11 +33,14 @@ runs CPython's suite under its own rules.
 """
 
 import asyncio
+import contextlib
 import faulthandler
 import gc
 import logging
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -181,3 +184,26 @@ def pytest_collection_finish(session):
     # tests) keeps those collections down to what the tests themselves made.
     gc.collect()
     gc.freeze()
+
+
+# -- network tests ----------------------------------------------------------------
+
+
+@pytest.fixture
+def closing():
+    """closing(obj) registers a socket or file to be closed after the test."""
+    with contextlib.ExitStack() as stack:
+        yield stack.enter_context
+
+
+@pytest.fixture
+def sock_dir():
+    # AF_UNIX paths are limited to about 107 bytes: keep them short.
+    d = tempfile.mkdtemp(prefix="tlnet", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def sock_path(sock_dir):
+    return os.path.join(sock_dir, "s")

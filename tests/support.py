@@ -5,6 +5,8 @@ small utilities for loops and child processes.  Fixtures live in conftest.py.
 import asyncio
 import gc
 import os
+import socket
+import struct
 import sys
 import textwrap
 import warnings
@@ -244,3 +246,20 @@ def script(text):
 
 # Generous, only so that a broken child cannot hang the suite.
 CHILD_TIMEOUT = 60
+
+
+# -- sockets ----------------------------------------------------------------------
+
+
+def tcp_pair():
+    """A connected pair of blocking TCP sockets on the loopback interface."""
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        a = socket.create_connection(srv.getsockname())
+        b, _ = srv.accept()
+    return a, b
+
+
+def rst(sock):
+    """Close with a reset instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()

@@ -5,28 +5,10 @@ argument checks, connection errors, and cancelling a connection attempt.
 
 import asyncio
 import contextlib
-import os
-import shutil
 import socket
-import sys
-import tempfile
 
 import pytest
-
-PY = sys.version_info
-
-
-@pytest.fixture
-def closing():
-    with contextlib.ExitStack() as stack:
-        yield stack.enter_context
-
-
-@pytest.fixture
-def sock_path():
-    d = tempfile.mkdtemp(prefix="tlnet", dir="/tmp")
-    yield os.path.join(d, "s")
-    shutil.rmtree(d, ignore_errors=True)
+from support import PY
 
 
 def listener(closing, host="127.0.0.1", family=socket.AF_INET, backlog=16):

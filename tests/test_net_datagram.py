@@ -4,33 +4,15 @@ error_received for ICMP port unreachable and oversized datagrams,
 get_write_buffer_size, closing, and the argument checks."""
 
 import asyncio
-import contextlib
 import errno
 import os
-import shutil
 import socket
-import sys
-import tempfile
 
 import pytest
+from support import PY
 
 # The multiplexer matters here: run on turboloop's poll(2) backend as well.
 ALSO_POLL_BACKEND = True
-
-PY = sys.version_info
-
-
-@pytest.fixture
-def closing():
-    with contextlib.ExitStack() as stack:
-        yield stack.enter_context
-
-
-@pytest.fixture
-def sock_dir():
-    d = tempfile.mkdtemp(prefix="tlnet", dir="/tmp")
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def free_udp_port():

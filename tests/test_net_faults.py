@@ -9,33 +9,14 @@ import errno
 import os
 import resource
 import socket
-import struct
 
 import pytest
+from support import rst, tcp_pair
 
 # The multiplexer matters here: run on turboloop's poll(2) backend as well.
 ALSO_POLL_BACKEND = True
 
 BIG = 16 * 1024 * 1024
-
-
-@pytest.fixture
-def closing():
-    with contextlib.ExitStack() as stack:
-        yield stack.enter_context
-
-
-def tcp_pair():
-    with socket.create_server(("127.0.0.1", 0)) as srv:
-        a = socket.create_connection(srv.getsockname())
-        b, _ = srv.accept()
-    return a, b
-
-
-def rst(sock):
-    """Close with a reset instead of a FIN."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 class Proto(asyncio.Protocol):

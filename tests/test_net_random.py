@@ -19,16 +19,10 @@ import random
 import socket
 
 import pytest
+from support import tcp_pair
 
 SEEDS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
 MAX_CHUNK = 256 * 1024
-
-
-def tcp_pair():
-    with socket.create_server(("127.0.0.1", 0)) as srv:
-        a = socket.create_connection(srv.getsockname())
-        b, _ = srv.accept()
-    return a, b
 
 
 def log_uniform(rng, lo, hi):

@@ -6,7 +6,6 @@ while a sendfile is in progress, a reading protocol restored afterwards, and
 a peer that goes away mid-transfer."""
 
 import asyncio
-import contextlib
 import io
 import os
 import socket
@@ -14,12 +13,6 @@ import socket
 import pytest
 
 SIZE = 6 * 1024 * 1024 + 17
-
-
-@pytest.fixture
-def closing():
-    with contextlib.ExitStack() as stack:
-        yield stack.enter_context
 
 
 @pytest.fixture

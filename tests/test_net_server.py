@@ -9,27 +9,10 @@ import asyncio
 import contextlib
 import errno
 import os
-import shutil
 import socket
-import sys
-import tempfile
 
 import pytest
-
-PY = sys.version_info
-
-
-@pytest.fixture
-def sock_path():
-    d = tempfile.mkdtemp(prefix="tlnet", dir="/tmp")
-    yield os.path.join(d, "s")
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def closing():
-    with contextlib.ExitStack() as stack:
-        yield stack.enter_context
+from support import PY
 
 
 def has_ipv6():

@@ -19,13 +19,6 @@ ALSO_POLL_BACKEND = True
 PAYLOAD = bytes(range(256)) * 64 * 1024  # 16 MiB: more than any socket buffer
 
 
-@pytest.fixture
-def closing():
-    """Sockets and files the test registers are closed after it."""
-    with contextlib.ExitStack() as stack:
-        yield stack.enter_context
-
-
 def nb(sock):
     sock.setblocking(False)
     return sock

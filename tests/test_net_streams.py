@@ -6,24 +6,13 @@ surfaces (refused connections, resets, incomplete reads)."""
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import struct
-import sys
-import tempfile
 
 import pytest
+from support import PY
 
-PY = sys.version_info
 BIG = 8 * 1024 * 1024
-
-
-@pytest.fixture
-def sock_path():
-    # AF_UNIX paths are limited to ~107 bytes: keep it short.
-    d = tempfile.mkdtemp(prefix="tlnet", dir="/tmp")
-    yield os.path.join(d, "s")
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def closed_port():

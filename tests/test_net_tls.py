@@ -16,13 +16,11 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 
 import pytest
 
-PY = sys.version_info
 HOST = "localhost"
 
 
@@ -128,19 +126,6 @@ def server_ctx(certs):
 @pytest.fixture
 def client_ctx(certs):
     return ssl.create_default_context(cafile=certs["ca.pem"])
-
-
-@pytest.fixture
-def closing():
-    with contextlib.ExitStack() as stack:
-        yield stack.enter_context
-
-
-@pytest.fixture
-def sock_path():
-    d = tempfile.mkdtemp(prefix="tlnet", dir="/tmp")
-    yield os.path.join(d, "s")
-    shutil.rmtree(d, ignore_errors=True)
 
 
 # -- protocols -------------------------------------------------------------------------

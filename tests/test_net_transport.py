@@ -11,29 +11,14 @@ import contextvars
 import gc
 import logging
 import socket
-import struct
-import sys
 
 import pytest
+from support import PY, rst, tcp_pair
 
 # The multiplexer matters here: run on turboloop's poll(2) backend as well.
 ALSO_POLL_BACKEND = True
 
-PY = sys.version_info
 BIG = 16 * 1024 * 1024  # more than any socket buffer holds
-
-
-@pytest.fixture
-def closing():
-    with contextlib.ExitStack() as stack:
-        yield stack.enter_context
-
-
-def tcp_pair():
-    with socket.create_server(("127.0.0.1", 0)) as srv:
-        a = socket.create_connection(srv.getsockname())
-        b, _ = srv.accept()
-    return a, b
 
 
 def raw_pair(family):
@@ -173,11 +158,6 @@ async def recv_all(loop, sock, n=None):
             break
         out += chunk
     return bytes(out)
-
-
-def rst(sock):
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 # -- the connection ------------------------------------------------------------
