@@ -184,6 +184,44 @@ async def taskgroup(n):
     return rounds * fan_out
 
 
+async def udp_pingpong(n):
+    # Two datagram endpoints on loopback bounce one datagram back and forth:
+    # each operation is one sendto() and one datagram_received() on each side.
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data, addr)
+
+    class Client(asyncio.DatagramProtocol):
+        count = 0
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.count += 1
+            if self.count == n:
+                done.set_result(None)
+            else:
+                self.transport.sendto(data)
+
+    server, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    client, _ = await loop.create_datagram_endpoint(
+        Client, remote_addr=server.get_extra_info("sockname"))
+    try:
+        client.sendto(b"x" * 64)
+        await done
+    finally:
+        client.close()
+        server.close()
+    return n
+
+
 # name -> (coroutine function, default N, what one operation is)
 WORKLOADS = {
     "call_soon_chain": (call_soon_chain, 200_000,
@@ -208,4 +246,6 @@ WORKLOADS = {
                  "one wait_for(coroutine that returns at once, 10)"),
     "taskgroup": (taskgroup, 100_000,
                   "one child task of a TaskGroup (fan-out 100) in asyncio.timeout()"),
+    "udp_pingpong": (udp_pingpong, 20_000,
+                     "one round trip of a 64-byte datagram between two endpoints on loopback"),
 }

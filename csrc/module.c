@@ -24,6 +24,8 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->enter_task);
     Py_VISIT(st->leave_task);
     Py_VISIT(st->current_tasks);
+    for (int i = 0; i < TL_DGRAM_NSTR; i++)
+        Py_VISIT(st->dgram_str[i]);
     Py_VISIT(st->tasks_data);
     Py_VISIT(st->tasks_iterating);
     Py_VISIT(st->tasks_pending);
@@ -66,6 +68,8 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->enter_task);
     Py_CLEAR(st->leave_task);
     Py_CLEAR(st->current_tasks);
+    for (int i = 0; i < TL_DGRAM_NSTR; i++)
+        Py_CLEAR(st->dgram_str[i]);
     Py_CLEAR(st->tasks_data);
     Py_CLEAR(st->tasks_iterating);
     Py_CLEAR(st->tasks_pending);
@@ -385,7 +389,8 @@ module_exec(PyObject *mod)
         || tl_future_init_types(mod, st) < 0
         || tl_task_init_type(mod, st) < 0
         || tl_transport_init_type(mod, st) < 0
-        || tl_sockop_init_type(mod, st) < 0)
+        || tl_sockop_init_type(mod, st) < 0
+        || tl_datagram_init(mod, st) < 0)
         return -1;
     return 0;
 }

@@ -18,6 +18,8 @@
 #include "ring.h"
 #include "timerheap.h"
 
+#define TL_DGRAM_NSTR 14               /* see datagram.c */
+
 /* ------------------------------------------------------------------ */
 /* Compatibility shims                                                 */
 /* ------------------------------------------------------------------ */
@@ -167,6 +169,7 @@ typedef struct tl_state {
     PyObject *str_set_exception;
     PyObject *str_create_future;
     PyObject *str_ensure_fd_no_transport;
+    PyObject *dgram_str[TL_DGRAM_NSTR]; /* names datagram.c looks up */
     PyObject *kw_context;              /* ("context",) for vectorcall */
     PyObject *kw_msg;                  /* ("msg",) */
 
@@ -360,6 +363,7 @@ int tl_call_exception_handler(tl_state *st, PyObject *loop, PyObject *context);
 /* future.c */
 int tl_future_init_types(PyObject *mod, tl_state *st);
 int tl_sockop_init_type(PyObject *mod, tl_state *st);
+int tl_datagram_init(PyObject *mod, tl_state *st);
 PyObject *tl_sock_recv(tl_loop *loop, PyObject *const *args, Py_ssize_t nargs);
 PyObject *tl_sock_recv_into(tl_loop *loop, PyObject *const *args,
                             Py_ssize_t nargs);

@@ -17,7 +17,8 @@ import selectors
 import types
 import weakref
 
-from asyncio import base_events, constants, futures, sslproto, trsock, unix_events
+from asyncio import (base_events, constants, futures, selector_events, sslproto, trsock,
+                     unix_events)
 from asyncio.log import logger
 
 from . import _core
@@ -60,6 +61,21 @@ _DETACH_WITH_ARG = len(inspect.signature(base_events.Server._detach).parameters)
 
 _core.SocketTransport._start_tls_compatible = True
 _core.SocketTransport._sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+
+class _DatagramTransport(selector_events._SelectorDatagramTransport):
+    """asyncio's datagram transport with its per-datagram paths in C: the
+    reader callback and sendto()'s immediate send (csrc/datagram.c)."""
+
+
+    # What the C sendto() hands over to for everything but an immediate send.
+    _py_sendto = selector_events._SelectorDatagramTransport.sendto
+    sendto = _core._datagram_sendto
+
+    def _add_reader(self, fd, callback, *args):
+        if callback == self._read_ready and not args:
+            callback, args = _core._datagram_read_ready, (self,)
+        super()._add_reader(fd, callback, *args)
 
 
 class _SelectorView:
@@ -262,3 +278,19 @@ def _borrow():
 
 
 _borrow()
+
+
+def _use_datagram_transport():
+    # asyncio's _make_datagram_transport for the running version, making
+    # the subclass above instead of _SelectorDatagramTransport.
+    func = NetworkMixin._make_datagram_transport
+    namespace = dict(func.__globals__, _SelectorDatagramTransport=_DatagramTransport)
+    made = types.FunctionType(func.__code__, namespace, func.__name__,
+                              func.__defaults__, func.__closure__)
+    made.__kwdefaults__ = func.__kwdefaults__
+    made.__qualname__ = func.__qualname__
+    made.__doc__ = func.__doc__
+    NetworkMixin._make_datagram_transport = made
+
+
+_use_datagram_transport()
