@@ -22,7 +22,9 @@ enum {
     DG_CONN_LOST, DG_SOCK, DG_MAX_SIZE, DG_RECVFROM, DG_PROTOCOL,
     DG_DATAGRAM_RECEIVED, DG_ERROR_RECEIVED, DG_FATAL_ERROR, DG_BUFFER,
     DG_ADDRESS, DG_EXTRA, DG_PEERNAME, DG_SENDTO, DG_PY_SENDTO,
+    DG_NSTR
 };
+_Static_assert(DG_NSTR == TL_DGRAM_NSTR, "tl.h sizes dgram_str for these names");
 
 static const char *const dgram_names[TL_DGRAM_NSTR] = {
     "_conn_lost", "_sock", "max_size", "recvfrom", "_protocol",

@@ -173,60 +173,44 @@ module_import_attr(const char *modname, const char *attr, int optional)
             return -1;                                                     \
     } while (0)
 
-/* Up to 3.13, _asyncio's _enter_task/_leave_task keep the current task of
- * each loop in a dict, asyncio.tasks._current_tasks.  When the hooks asyncio
- * uses are those, a task step updates the dict itself, exactly as they would,
- * and saves two calls per step.  Otherwise (3.14+, or no _asyncio) the step
- * calls the hooks. */
-static int
-module_find_current_tasks(tl_state *st)
-{
 #if PY_VERSION_HEX < 0x030E0000
-    PyObject *mod, *enter = NULL, *leave = NULL, *tasks = NULL, *ours = NULL;
-    int ok;
-    mod = PyImport_ImportModule("_asyncio");
-    if (mod == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_ImportError))
+/* 1 if mod.<name> is expected, 0 if not (or missing), -1 on error. */
+static int
+module_attr_is(PyObject *mod, const char *name, PyObject *expected)
+{
+    PyObject *v = PyObject_GetAttrString(mod, name);
+    if (v == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
             return -1;
         PyErr_Clear();
         return 0;
     }
-    enter = PyObject_GetAttrString(mod, "_enter_task");
-    leave = PyObject_GetAttrString(mod, "_leave_task");
-    tasks = PyObject_GetAttrString(mod, "_current_tasks");
-    Py_DECREF(mod);
-    if (enter == NULL || leave == NULL || tasks == NULL) {
-        PyErr_Clear();
-        goto done;
-    }
-    mod = PyImport_ImportModule("asyncio.tasks");
-    if (mod == NULL)
-        goto error;
-    ours = PyObject_GetAttrString(mod, "_current_tasks");
-    Py_DECREF(mod);
-    if (ours == NULL) {
-        PyErr_Clear();
-        goto done;
-    }
-    ok = enter == st->enter_task && leave == st->leave_task && tasks == ours
-         && PyDict_CheckExact(tasks);
-    if (ok)
+    int same = v == expected;
+    Py_DECREF(v);
+    return same;
+}
+
+/* Up to 3.13, _asyncio's _enter_task/_leave_task keep the current task of
+ * each loop in a dict, asyncio.tasks._current_tasks.  When the hooks asyncio
+ * uses are those, a task step updates the dict itself, exactly as they would,
+ * and saves two calls per step.  Otherwise the step calls the hooks. */
+static int
+module_find_current_tasks(tl_state *st, PyObject *asyncio_c)
+{
+    PyObject *tasks;
+    int r = module_attr_is(asyncio_c, "_enter_task", st->enter_task);
+    if (r > 0)
+        r = module_attr_is(asyncio_c, "_leave_task", st->leave_task);
+    if (r <= 0)
+        return r;
+    tasks = module_import_attr("asyncio.tasks", "_current_tasks", 1);
+    if (tasks == NULL)
+        return -1;
+    r = module_attr_is(asyncio_c, "_current_tasks", tasks);
+    if (r > 0 && PyDict_CheckExact(tasks))
         st->current_tasks = Py_NewRef(tasks);
-done:
-    Py_XDECREF(enter);
-    Py_XDECREF(leave);
-    Py_XDECREF(tasks);
-    Py_XDECREF(ours);
-    return 0;
-error:
-    Py_XDECREF(enter);
-    Py_XDECREF(leave);
-    Py_XDECREF(tasks);
-    return -1;
-#else
-    (void)st;
-    return 0;
-#endif
+    Py_DECREF(tasks);
+    return r < 0 ? -1 : 0;
 }
 
 /* Up to 3.13, _asyncio's _register_task(task) is all_tasks.add(task) on a
@@ -237,62 +221,68 @@ error:
  * the interpreter.  WeakSet never rebinds data, _iterating or
  * _pending_removals after __init__, so they are looked up once. */
 static int
-module_find_task_set(tl_state *st)
+module_find_task_set(tl_state *st, PyObject *asyncio_c)
+{
+    PyObject *ws, *wstype, *data = NULL, *iterating = NULL, *pending = NULL;
+    int r = module_attr_is(asyncio_c, "_register_task", st->register_task);
+    if (r > 0)
+        r = module_attr_is(asyncio_c, "_unregister_task", st->unregister_task);
+    if (r <= 0)
+        return r;
+#if PY_VERSION_HEX >= 0x030C0000
+    ws = module_import_attr("_asyncio", "_scheduled_tasks", 1);
+#else
+    ws = module_import_attr("_asyncio", "_all_tasks", 1);
+#endif
+    if (ws == NULL)
+        return -1;
+    wstype = module_import_attr("weakref", "WeakSet", 0);
+    if (wstype == NULL) {
+        Py_DECREF(ws);
+        return -1;
+    }
+    if ((PyObject *)Py_TYPE(ws) == wstype) {
+        data = PyObject_GetAttrString(ws, "data");
+        iterating = PyObject_GetAttrString(ws, "_iterating");
+        pending = PyObject_GetAttrString(ws, "_pending_removals");
+        if (data == NULL || iterating == NULL || pending == NULL)
+            /* Not the layout expected: keep calling the hooks. */
+            PyErr_Clear();
+        else if (PySet_CheckExact(data) && PySet_CheckExact(iterating)
+                 && PyList_CheckExact(pending)) {
+            st->tasks_data = Py_NewRef(data);
+            st->tasks_iterating = Py_NewRef(iterating);
+            st->tasks_pending = Py_NewRef(pending);
+            st->tasks_weakset = Py_NewRef(ws);
+        }
+    }
+    Py_XDECREF(data);
+    Py_XDECREF(iterating);
+    Py_XDECREF(pending);
+    Py_DECREF(wstype);
+    Py_DECREF(ws);
+    return 0;
+}
+#endif
+
+/* The state of _asyncio the fast paths above use, when it has it. */
+static int
+module_find_asyncio_state(tl_state *st)
 {
 #if PY_VERSION_HEX < 0x030E0000
-    PyObject *mod, *reg = NULL, *unreg = NULL, *ws = NULL, *weakref = NULL,
-             *wstype = NULL, *data = NULL, *iterating = NULL, *pending = NULL;
-    mod = PyImport_ImportModule("_asyncio");
-    if (mod == NULL) {
+    int r;
+    PyObject *asyncio_c = PyImport_ImportModule("_asyncio");
+    if (asyncio_c == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_ImportError))
             return -1;
         PyErr_Clear();
         return 0;
     }
-    reg = PyObject_GetAttrString(mod, "_register_task");
-    unreg = PyObject_GetAttrString(mod, "_unregister_task");
-#if PY_VERSION_HEX >= 0x030C0000
-    ws = PyObject_GetAttrString(mod, "_scheduled_tasks");
-#else
-    ws = PyObject_GetAttrString(mod, "_all_tasks");
-#endif
-    Py_DECREF(mod);
-    if (reg == NULL || unreg == NULL || ws == NULL)
-        goto skip;
-    if (reg != st->register_task || unreg != st->unregister_task)
-        goto done;
-    weakref = PyImport_ImportModule("weakref");
-    if (weakref == NULL)
-        goto skip;
-    wstype = PyObject_GetAttrString(weakref, "WeakSet");
-    if (wstype == NULL || (PyObject *)Py_TYPE(ws) != wstype)
-        goto skip;
-    data = PyObject_GetAttrString(ws, "data");
-    iterating = PyObject_GetAttrString(ws, "_iterating");
-    pending = PyObject_GetAttrString(ws, "_pending_removals");
-    if (data == NULL || iterating == NULL || pending == NULL)
-        goto skip;
-    if (!PySet_CheckExact(data) || !PySet_CheckExact(iterating)
-        || !PyList_CheckExact(pending))
-        goto done;
-    st->tasks_data = Py_NewRef(data);
-    st->tasks_iterating = Py_NewRef(iterating);
-    st->tasks_pending = Py_NewRef(pending);
-    st->tasks_weakset = Py_NewRef(ws);
-    goto done;
-skip:
-    /* Not the layout expected: keep calling the hooks. */
-    PyErr_Clear();
-done:
-    Py_XDECREF(reg);
-    Py_XDECREF(unreg);
-    Py_XDECREF(ws);
-    Py_XDECREF(weakref);
-    Py_XDECREF(wstype);
-    Py_XDECREF(data);
-    Py_XDECREF(iterating);
-    Py_XDECREF(pending);
-    return 0;
+    r = module_find_current_tasks(st, asyncio_c);
+    if (r == 0)
+        r = module_find_task_set(st, asyncio_c);
+    Py_DECREF(asyncio_c);
+    return r;
 #else
     (void)st;
     return 0;
@@ -314,7 +304,7 @@ module_exec(PyObject *mod)
     IMPORT(leave_task, "asyncio.tasks", "_leave_task");
     IMPORT(register_task, "asyncio.tasks", "_register_task");
     IMPORT(unregister_task, "asyncio.tasks", "_unregister_task");
-    if (module_find_current_tasks(st) < 0 || module_find_task_set(st) < 0)
+    if (module_find_asyncio_state(st) < 0)
         return -1;
 #if PY_VERSION_HEX >= 0x030C0000
     IMPORT(register_eager_task, "asyncio.tasks", "_register_eager_task");

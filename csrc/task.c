@@ -127,7 +127,7 @@ task_enter(tl_state *st, PyObject *loop, PyObject *task)
 static int
 task_leave(tl_state *st, PyObject *loop, PyObject *task)
 {
-    PyObject *cur;
+    PyObject *cur;              /* the current task, a new reference */
     if (st->current_tasks == NULL)
         return task_call_hook_void(st->leave_task, loop, task);
 #if PY_VERSION_HEX >= 0x030D0000
@@ -135,7 +135,10 @@ task_leave(tl_state *st, PyObject *loop, PyObject *task)
     switch (PyDict_Pop(st->current_tasks, loop, &cur)) {
     case -1:
         return -1;
-    case 1:
+    case 0:
+        cur = Py_NewRef(Py_None);
+        break;
+    default:
         if (cur == task) {
             Py_DECREF(cur);
             return 0;
@@ -144,29 +147,20 @@ task_leave(tl_state *st, PyObject *loop, PyObject *task)
             Py_DECREF(cur);
             return -1;
         }
-        break;
-    default:
-        cur = Py_NewRef(Py_None);
     }
+#else
+    cur = PyDict_GetItemWithError(st->current_tasks, loop);   /* borrowed */
+    if (cur == task)
+        return PyDict_DelItem(st->current_tasks, loop);
+    if (cur == NULL && PyErr_Occurred())
+        return -1;
+    cur = Py_NewRef(cur ? cur : Py_None);
+#endif
     PyErr_Format(PyExc_RuntimeError,
                  "Leaving task %R does not match the current task %R.",
                  task, cur);
     Py_DECREF(cur);
     return -1;
-#else
-    cur = PyDict_GetItemWithError(st->current_tasks, loop);   /* borrowed */
-    if (cur != task) {
-        if (cur == NULL && PyErr_Occurred())
-            return -1;
-        cur = Py_NewRef(cur ? cur : Py_None);
-        PyErr_Format(PyExc_RuntimeError,
-                     "Leaving task %R does not match the current task %R.",
-                     task, cur);
-        Py_DECREF(cur);
-        return -1;
-    }
-    return PyDict_DelItem(st->current_tasks, loop);
-#endif
 }
 
 /* asyncio's _register_task(task).  With the WeakSet at hand (see

@@ -67,7 +67,6 @@ class _DatagramTransport(selector_events._SelectorDatagramTransport):
     """asyncio's datagram transport with its per-datagram paths in C: the
     reader callback and sendto()'s immediate send (csrc/datagram.c)."""
 
-
     # What the C sendto() hands over to for everything but an immediate send.
     _py_sendto = selector_events._SelectorDatagramTransport.sendto
     sendto = _core._datagram_sendto
@@ -235,6 +234,19 @@ class NetworkMixin(_SelectorLevel):
         logger.warning("socket.send() raised exception.")
 
 
+def _copy_function(func, *, globals=None, closure=None):
+    """A copy of func with other globals or another closure."""
+    new = types.FunctionType(func.__code__,
+                             func.__globals__ if globals is None else globals,
+                             func.__name__, func.__defaults__,
+                             func.__closure__ if closure is None else closure)
+    new.__kwdefaults__ = func.__kwdefaults__
+    new.__qualname__ = func.__qualname__
+    new.__doc__ = func.__doc__
+    new.__dict__.update(func.__dict__)
+    return new
+
+
 def _rebind_super(func, cls):
     """func with its zero-argument super() resolving past cls.
 
@@ -244,16 +256,9 @@ def _rebind_super(func, cls):
     code = func.__code__
     if "__class__" not in code.co_freevars:
         return func
-    closure = tuple(
+    return _copy_function(func, closure=tuple(
         types.CellType(cls) if name == "__class__" else cell
-        for name, cell in zip(code.co_freevars, func.__closure__))
-    new = types.FunctionType(code, func.__globals__, func.__name__,
-                             func.__defaults__, closure)
-    new.__kwdefaults__ = func.__kwdefaults__
-    new.__qualname__ = func.__qualname__
-    new.__doc__ = func.__doc__
-    new.__dict__.update(func.__dict__)
-    return new
+        for name, cell in zip(code.co_freevars, func.__closure__)))
 
 
 def _borrow():
@@ -284,13 +289,8 @@ def _use_datagram_transport():
     # asyncio's _make_datagram_transport for the running version, making
     # the subclass above instead of _SelectorDatagramTransport.
     func = NetworkMixin._make_datagram_transport
-    namespace = dict(func.__globals__, _SelectorDatagramTransport=_DatagramTransport)
-    made = types.FunctionType(func.__code__, namespace, func.__name__,
-                              func.__defaults__, func.__closure__)
-    made.__kwdefaults__ = func.__kwdefaults__
-    made.__qualname__ = func.__qualname__
-    made.__doc__ = func.__doc__
-    NetworkMixin._make_datagram_transport = made
+    NetworkMixin._make_datagram_transport = _copy_function(func, globals=dict(
+        func.__globals__, _SelectorDatagramTransport=_DatagramTransport))
 
 
 _use_datagram_transport()
