@@ -3,8 +3,9 @@
 # The types follow the ones asyncio's counterparts have in the standard
 # library's stubs, so code typed against asyncio type-checks against these.
 # `python -m mypy.stubtest turboloop` compares this file with the built
-# module (CI runs it); tests/typing/stubtest-allowlist.txt lists what it
-# reports and why that is accepted.
+# module, and tests/typecheck/stub_bases.py the base classes (CI runs
+# both); tests/typecheck/stubtest-allowlist.txt lists what stubtest reports
+# and why that is accepted.
 
 import asyncio
 import sys
