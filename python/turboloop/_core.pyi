@@ -95,8 +95,8 @@ class Loop:
     def get_task_factory(self) -> _TaskFactory | None: ...
     def stats(self) -> LoopStats: ...
 
-# Future and Task are typed as subclasses of asyncio's Future and Task, as
-# the C types are being made (they follow asyncio's behaviour either way).
+# Future and Task are typed as subclasses of asyncio's Future and Task, which
+# the C types are being made into (they follow asyncio's behaviour either way).
 class Future(asyncio.Future[_T]):
     """asyncio.Future in C."""
 
