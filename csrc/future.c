@@ -119,6 +119,18 @@ tl_future_init(tl_state *st, tl_future *fut, PyObject *loop)
     return 0;
 }
 
+/* callback0's context, or NULL when callback0 is a task's compact wake-up
+ * (stored with None as its context, which no callback added through the
+ * API can have: add_done_callback() turns None into a copy of the current
+ * context). */
+static inline PyObject *
+future_context0(tl_state *st, tl_future *fut)
+{
+    if (fut->context0 == Py_None && TL_TASK_CHECK(st, fut->callback0))
+        return NULL;
+    return fut->context0;
+}
+
 /* The callable a task's compact wake-up entry stands for, and its context:
  * what asyncio stores in the same place. */
 static int
@@ -162,12 +174,11 @@ tl_future_schedule_callbacks(tl_future *fut)
 {
     /* Take the callbacks off the future first: scheduling on a foreign loop
      * runs its call_soon, which may add or remove callbacks. */
-    PyObject *cb0 = fut->callback0, *ctx0 = fut->context0;
+    PyObject *cb0 = fut->callback0, *owned_ctx0 = fut->context0, *ctx0;
     PyObject *list = fut->callbacks;
     tl_state *st;
     int r = 0;
 
-    fut->callback0 = fut->context0 = fut->callbacks = NULL;
 #if PY_VERSION_HEX >= 0x030E0000
     if (fut->is_task)
         tl_task_unlink((tl_task *)fut);     /* done: off asyncio's list */
@@ -175,6 +186,8 @@ tl_future_schedule_callbacks(tl_future *fut)
     if (cb0 == NULL && list == NULL)
         return 0;
     st = tl_future_state(fut);
+    ctx0 = cb0 != NULL ? future_context0(st, fut) : NULL;
+    fut->callback0 = fut->context0 = fut->callbacks = NULL;
     if (cb0 != NULL)
         r = future_schedule_one(st, fut, cb0, ctx0);
     if (list != NULL) {
@@ -185,7 +198,7 @@ tl_future_schedule_callbacks(tl_future *fut)
         }
     }
     Py_XDECREF(cb0);
-    Py_XDECREF(ctx0);
+    Py_XDECREF(owned_ctx0);
     Py_XDECREF(list);
     return r;
 }
@@ -199,7 +212,7 @@ future_append_callback(tl_future *fut, PyObject *fn, PyObject *ctx)
     PyObject *t, *f, *c;
     if (fut->callback0 == NULL && fut->callbacks == NULL) {
         fut->callback0 = Py_NewRef(fn);
-        fut->context0 = Py_XNewRef(ctx);
+        fut->context0 = Py_NewRef(ctx ? ctx : Py_None);
         return 0;
     }
     if (future_materialize(fn, ctx, &f, &c) < 0)
@@ -596,7 +609,9 @@ future_callback0_matches(tl_future *self, PyObject *fn)
 {
     PyObject *cb, *ctx;
     int eq;
-    if (future_materialize(self->callback0, self->context0, &cb, &ctx) < 0)
+    if (future_materialize(self->callback0,
+                           future_context0(tl_future_state(self), self),
+                           &cb, &ctx) < 0)
         return -1;
     Py_DECREF(ctx);
     eq = PyObject_RichCompareBool(cb, fn, Py_EQ);
@@ -961,7 +976,9 @@ future_get_callbacks(tl_future *self, void *Py_UNUSED(c))
                            : PyList_New(0);
     if (list == NULL || self->callback0 == NULL)
         return list;
-    if (future_materialize(self->callback0, self->context0, &fn, &ctx) < 0) {
+    if (future_materialize(self->callback0,
+                           future_context0(tl_future_state(self), self),
+                           &fn, &ctx) < 0) {
         Py_DECREF(list);
         return NULL;
     }

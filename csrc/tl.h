@@ -289,13 +289,14 @@ enum { TL_PENDING = 0, TL_CANCELLED = 1, TL_FINISHED = 2 };
  * Callbacks are stored as asyncio stores them: the first in callback0 /
  * context0, the others as (callback, context) tuples in the list callbacks.
  * One difference: a task waiting on the future is stored in callback0 as
- * the task itself with a NULL context0 (its internal wake-up), so awaiting
- * costs no bound method; anywhere else the wake-up is a real callable. */
+ * the task itself with None for context0 (its internal wake-up), so
+ * awaiting costs no bound method; anywhere else the wake-up is a real
+ * callable. */
 #define TL_FUTURE_FIELDS                                                   \
     PyObject_HEAD                                                          \
     PyObject *loop;                                                        \
     PyObject *callback0;                                                   \
-    PyObject *context0;        /* NULL: callback0 is a task's wake-up */   \
+    PyObject *context0;        /* None: callback0 is a task's wake-up */   \
     PyObject *callbacks;       /* list of (callback, context), or NULL */  \
     PyObject *exception;                                                   \
     PyObject *exception_tb;                                                \
