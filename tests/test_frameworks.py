@@ -189,4 +189,27 @@ def test_adapt_argv(tl, fake_uvicorn, factories, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.count("\n") == (0 if factories else 1)
     # Other modules are left alone.
-    assert adapt_argv("hypercorn", ["app:app"]) == ["app:app"]
+    assert adapt_argv("aiohttp.web", ["app:app"]) == ["app:app"]
+    assert capsys.readouterr().err == ""
+
+
+def test_adapt_argv_hypercorn(tl, capsys):
+    from turboloop._frameworks import adapt_argv
+
+    # hypercorn's command line is never changed; one line says when the app
+    # would not run on turboloop.
+    for argv, note in [(["app:app"], "worker processes"),
+                       (["app:app", "--workers", "2"], "worker processes"),
+                       (["-w", "0", "app:app"], None),
+                       (["-w0", "app:app"], None),
+                       (["--workers=0", "app:app"], None),
+                       (["-c", "conf.toml", "app:app"], None),
+                       (["-k", "uvloop", "-w", "0", "app:app"], "--worker-class uvloop"),
+                       (["--worker-class=asyncio", "--workers", "0", "app:app"], None),
+                       (["--help"], None)]:
+        assert adapt_argv("hypercorn", argv) == argv
+        err = capsys.readouterr().err
+        if note is None:
+            assert err == "", argv
+        else:
+            assert err.count("\n") == 1 and note in err and err.startswith("turboloop: "), argv

@@ -1,5 +1,6 @@
 """What `python -m turboloop -m MODULE` adapts for servers that choose their
-event loop themselves instead of asking asyncio's policy.
+event loop themselves, or start processes that do not inherit the policy,
+instead of asking asyncio's policy.
 
 uvicorn is one: with its default `--loop auto` it makes a uvloop loop when
 uvloop is installed (asyncio's loop otherwise), whatever the policy says.
@@ -15,6 +16,8 @@ uvloop is installed (asyncio's loop otherwise), whatever the policy says.
   run on asyncio's loop: one line on stderr says so.
 - A loop the command line chose (`--loop uvloop`, the UVICORN_LOOP variable)
   is left alone, with one line on stderr saying how to get turboloop.
+
+hypercorn is another: see _hypercorn().
 """
 
 import os
@@ -27,20 +30,27 @@ def _note(text):
     sys.stderr.write(f"turboloop: {text}\n")
 
 
-def _option_value(argv, name):
-    """The value of the long option `name` in argv (last one wins), or None;
-    stops at `--`."""
+def _option_value(argv, *names):
+    """The value of the option spelled any of `names` in argv (the last one
+    wins), or None; stops at `--`.  Long options take `--name value` and
+    `--name=value`, short ones `-n value` and `-nvalue`."""
     value = None
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
             break
-        if arg == name and i + 1 < len(argv):
-            value = argv[i + 1]
-            i += 1
-        elif arg.startswith(name + "="):
-            value = arg[len(name) + 1:]
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                value = argv[i + 1]
+                i += 1
+            elif name.startswith("--") and arg.startswith(name + "="):
+                value = arg[len(name) + 1:]
+            elif not name.startswith("--") and arg.startswith(name) and arg != name:
+                value = arg[len(name):]
+            else:
+                continue
+            break
         i += 1
     return value
 
@@ -82,8 +92,26 @@ def _uvicorn(argv):
     return ["--loop", "asyncio", *argv]
 
 
+def _hypercorn(argv):
+    """hypercorn takes no loop factory on its command line.  It serves from
+    worker processes (one by default), started afresh, so on asyncio's loop;
+    with `--workers 0` it serves in this process, where the policy gives
+    turboloop.  Nothing is changed: one line says so."""
+    if _has_flag(argv, "--help", "-h", "--version"):
+        return argv
+    worker_class = _option_value(argv, "--worker-class", "-k")
+    if worker_class not in (None, "asyncio"):
+        _note(f"hypercorn's --worker-class {worker_class} chooses the event loop, not turboloop")
+    elif (_option_value(argv, "--workers", "-w") != "0"
+          and _option_value(argv, "--config", "-c") is None):
+        _note("hypercorn serves from worker processes, which run on asyncio's loop; "
+              "with --workers 0 it serves from this process, on turboloop")
+    return argv
+
+
 ADAPTERS = {
     "uvicorn": _uvicorn,
+    "hypercorn": _hypercorn,
 }
 
 

@@ -125,10 +125,10 @@ def prepare(project, python, work, reuse):
         return vpy, src
     env = clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1")
     run([python, "-m", "venv", "--clear", venv], env=env)
-    run([vpy, "-m", "pip", "install", "-q", ROOT, f"{project.name}=={project.version}",
+    run([vpy, "-m", "pip", "install", "-qq", ROOT, f"{project.name}=={project.version}",
          *project.requirements], env=env)
     dl = os.path.join(work, "sdist")
-    run([vpy, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+    run([vpy, "-m", "pip", "download", "-qq", "--no-deps", "--no-binary", ":all:",
          "-d", dl, f"{project.name}=={project.version}"], env=env)
     (archive,) = [os.path.join(dl, f) for f in os.listdir(dl) if f.endswith(".tar.gz")]
     shutil.rmtree(src, ignore_errors=True)
