@@ -192,7 +192,7 @@ def pair_cases(records):
 
 
 def compare(project, cases, expected, python_version):
-    """Print the comparison; return True when it is as expected."""
+    """Print the comparison; return (as expected?, number of pairs not as expected)."""
     ok = True
     counts = {k: collections.Counter(c.get(k, "missing") for c in cases.values())
               for k in ("asyncio", "turboloop")}
@@ -257,7 +257,7 @@ def compare(project, cases, expected, python_version):
                 print("     ", item)
     if unlisted_tl or wrong:
         ok = False
-    return ok
+    return ok, len(unlisted_tl) + len(wrong)
 
 
 def main(argv=None):
@@ -282,6 +282,7 @@ def main(argv=None):
     os.makedirs(work, exist_ok=True)
     all_ok = True
     results = {}
+    totals = [0, 0]     # case pairs as expected, not as expected
     try:
         for name in names:
             project = PROJECTS[name]
@@ -294,7 +295,9 @@ def main(argv=None):
                                      capture_output=True, text=True, check=True).stdout.strip()
             rc, records = run_suite(project, vpy, src, pwork, args.pytest_arg)
             cases = pair_cases(records)
-            ok = compare(project, cases, expected, version)
+            ok, unexpected = compare(project, cases, expected, version)
+            totals[0] += len(cases) - unexpected
+            totals[1] += unexpected
             if rc not in (0, 1) or not cases:
                 print(f"!! {name}: pytest exited with status {rc} after {len(records)} outcomes")
                 ok = False
@@ -307,6 +310,9 @@ def main(argv=None):
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=1, sort_keys=True)
+        # One closing line: a pair "passed" when its outcome is the one the
+        # lists expect (passing on both, or a listed failure).
+        print(f"peers: {totals[0]} passed, {totals[1]} failed")
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
