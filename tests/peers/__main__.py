@@ -291,8 +291,10 @@ def main(argv=None):
             started = time.monotonic()
             expected = Expected(project.expected_file)
             vpy, src = prepare(project, args.python, pwork, args.reuse)
-            version = subprocess.run([vpy, "-c", "import sys; print(sys.version.split()[0])"],
-                                     capture_output=True, text=True, check=True).stdout.strip()
+            version, where = subprocess.run(
+                [vpy, "-c", "import sys, turboloop; print(sys.version.split()[0], turboloop.__file__)"],
+                capture_output=True, text=True, check=True, cwd=src, env=clean_env()).stdout.split()
+            print(f"== Python {version}; turboloop from {where}")
             rc, records = run_suite(project, vpy, src, pwork, args.pytest_arg)
             cases = pair_cases(records)
             ok, unexpected = compare(project, cases, expected, version)
