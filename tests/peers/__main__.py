@@ -124,7 +124,14 @@ def prepare(project, python, work, reuse):
     if reuse and os.path.exists(vpy) and os.path.isdir(src):
         return vpy, src
     env = clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1")
-    run([python, "-m", "venv", "--clear", venv], env=env)
+    has_ensurepip = subprocess.run([python, "-c", "import ensurepip"], env=env,
+                                   capture_output=True).returncode == 0
+    if has_ensurepip:
+        run([python, "-m", "venv", "--clear", venv], env=env)
+    else:
+        # Debian's interpreters without python3.X-venv: a venv that uses the
+        # system's pip (what it installs still goes into the venv).
+        run([python, "-m", "venv", "--clear", "--without-pip", "--system-site-packages", venv], env=env)
     run([vpy, "-m", "pip", "install", "-qq", ROOT, f"{project.name}=={project.version}",
          *project.requirements], env=env)
     dl = os.path.join(work, "sdist")
