@@ -2,12 +2,13 @@
 
     python -m tests.peers [--python PY] [--work DIR] [--keep] [PROJECT ...]
 
-For each project (default: all of PROJECTS): make a venv with PY, install
-turboloop from this source tree and the project's pinned version and test
-requirements, download the project's source distribution (its tests are in
-it), and run its test suite with the turboloop_peers plugin, which adds a
-turboloop twin to every case the project runs on plain asyncio.  Then pair
-each asyncio case with its twin and compare with tests/peers/expected/.
+For each project (default: those of PROJECTS marked default): make a venv
+with PY, install turboloop from this source tree and the project's pinned
+version and test requirements, download the project's source distribution
+(its tests are in it), and run its test suite with the turboloop_peers
+plugin, which adds a turboloop twin to every case the project runs on plain
+asyncio.  Then pair each asyncio case with its twin and compare with
+tests/peers/expected/.
 
 Exit status: 0 when every case that fails on turboloop is either failing on
 asyncio too or listed as a known turboloop failure; 1 otherwise, or when the
@@ -33,7 +34,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 class Project:
-    def __init__(self, name, version, requirements, pytest_args=(), timeout=900):
+    def __init__(self, name, version, requirements, pytest_args=(), timeout=900,
+                 shadowing=(), default=True):
         self.name = name
         self.version = version
         # The project's own test requirements, pinned, minus what only its
@@ -41,6 +43,11 @@ class Project:
         self.requirements = list(requirements)
         self.pytest_args = list(pytest_args)
         self.timeout = timeout
+        # Directories of the unpacked sources that would shadow the
+        # installed package (an extension module's uncompiled sources).
+        self.shadowing = list(shadowing)
+        # Run when no project is named on the command line.
+        self.default = default
 
     @property
     def expected_file(self):
@@ -60,6 +67,17 @@ PROJECTS = {
         requirements=["blockbuster==1.5.29", "hypothesis==6.170.17", "psutil==7.2.2",
                       "pytest==9.2.0", "pytest-mock==3.17.0", "pytest-timeout==2.4.0",
                       "trustme==1.2.1", "truststore==0.10.5"],
+    ),
+    # uvloop's suite runs each test mixin on uvloop (Test_UV_*) and on asyncio
+    # (Test_AIO_*); the asyncio classes get turboloop twins.  Not run by
+    # default (python -m tests.peers uvloop): see tests/peers/README.md.
+    "uvloop": Project(
+        "uvloop", "0.23.0",
+        # test_sourcecode.py lints uvloop's own sources (flake8, mypy).
+        pytest_args=["--ignore=tests/test_sourcecode.py", "-p", "no:warnings"],
+        requirements=["aiohttp==3.14.5", "psutil==7.2.2", "pyOpenSSL==26.4.0", "pytest==9.2.0"],
+        shadowing=["uvloop"],
+        default=False,
     ),
 }
 
@@ -132,11 +150,14 @@ def prepare(project, python, work, reuse):
         # Debian's interpreters without python3.X-venv: a venv that uses the
         # system's pip (what it installs still goes into the venv).
         run([python, "-m", "venv", "--clear", "--without-pip", "--system-site-packages", venv], env=env)
+    # setuptools: the sdist's metadata is prepared with it, in the venv
+    # (without build isolation, which would install the project's whole
+    # build system only to read its name and version).
     run([vpy, "-m", "pip", "install", "-qq", ROOT, f"{project.name}=={project.version}",
-         *project.requirements], env=env)
+         "setuptools", *project.requirements], env=env)
     dl = os.path.join(work, "sdist")
     run([vpy, "-m", "pip", "download", "-qq", "--no-deps", "--no-binary", ":all:",
-         "-d", dl, f"{project.name}=={project.version}"], env=env)
+         "--no-build-isolation", "-d", dl, f"{project.name}=={project.version}"], env=env)
     (archive,) = [os.path.join(dl, f) for f in os.listdir(dl) if f.endswith(".tar.gz")]
     shutil.rmtree(src, ignore_errors=True)
     with tarfile.open(archive) as tar:
@@ -146,6 +167,8 @@ def prepare(project, python, work, reuse):
             tar.extractall(work)
     if not os.path.isdir(src):
         raise SystemExit(f"{archive} did not unpack to {src}")
+    for name in project.shadowing:
+        shutil.rmtree(os.path.join(src, name))
     return vpy, src
 
 
@@ -182,16 +205,13 @@ def run_suite(project, vpy, src, work, extra_args):
 
 # -- comparing -----------------------------------------------------------------------------
 
-TWIN = "asyncio+turboloop"
-
-
 def pair_cases(records):
     """{asyncio case id: {"asyncio": outcome, "turboloop": outcome}}"""
     cases = collections.defaultdict(dict)
     for r in records:
         if r["backend"] not in ("asyncio", "turboloop"):
             continue
-        case = r["nodeid"].replace(TWIN, "asyncio") if r["backend"] == "turboloop" else r["nodeid"]
+        case = r["case"]
         cases[case][r["backend"]] = r["outcome"]
         if r.get("detail"):
             cases[case][r["backend"] + "-detail"] = r["detail"]
@@ -270,7 +290,8 @@ def compare(project, cases, expected, python_version):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.peers", description=__doc__.split("\n\n")[0])
     parser.add_argument("projects", nargs="*", metavar="PROJECT",
-                        help=f"one of {', '.join(sorted(PROJECTS))} (default: all)")
+                        help=f"one of {', '.join(sorted(PROJECTS))} (default: "
+                             f"{', '.join(sorted(p.name for p in PROJECTS.values() if p.default))})")
     parser.add_argument("--python", default=sys.executable, help="the interpreter to test with")
     parser.add_argument("--work", help="working directory (default: a temporary one, removed afterwards)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
@@ -280,7 +301,7 @@ def main(argv=None):
                         help="an extra argument for pytest (repeatable), e.g. --pytest-arg=-x")
     parser.add_argument("--json", metavar="FILE", help="write every case's outcomes to FILE")
     args = parser.parse_args(argv)
-    names = args.projects or sorted(PROJECTS)
+    names = args.projects or sorted(p.name for p in PROJECTS.values() if p.default)
     for name in names:
         if name not in PROJECTS:
             parser.error(f"unknown project {name!r} (choose from {', '.join(sorted(PROJECTS))})")

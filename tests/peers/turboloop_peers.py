@@ -1,10 +1,24 @@
-"""pytest plugin: run a project's asyncio-parametrized tests on turboloop too.
+"""pytest plugin: run a project's asyncio tests on turboloop too.
 
-Loaded with ``-p turboloop_peers`` into another project's own test run.  For
-anyio's suite it adds an ``asyncio+turboloop`` case to the project's
-``anyio_backend`` fixture: asyncio's backend with turboloop's loop factory,
-next to the project's own ``asyncio`` case, with the same options.
+Loaded with ``-p turboloop_peers`` into another project's own test run, it
+gives every test case the project runs on plain asyncio a twin on
+turboloop:
+
+- anyio: an ``asyncio+turboloop`` case next to each plain ``asyncio`` case of
+  the ``anyio_backend`` fixture (and of tests that parametrize it
+  themselves): asyncio's backend with the same options and turboloop's loop
+  factory.
+- uvloop: for each test class built on ``uvloop._testbase.AIOTestCase``
+  (uvloop's suite runs each test mixin once on uvloop, once on asyncio), a
+  ``<class>__turboloop`` class whose loops and policy are turboloop's.
+
+With --peers-pair-only only the asyncio cases and their twins run;
+--peers-report=FILE records each case's outcome, keyed by the asyncio case
+it belongs to.
 """
+
+import types
+import warnings
 
 import pytest
 
@@ -75,6 +89,60 @@ def pytest_generate_tests(metafunc):
         fixturedef._turboloop_twins = True
 
 
+# -- uvloop's suite: twins of the AIOTestCase classes ---------------------------------
+
+UVLOOP_TWIN_SUFFIX = "__turboloop"
+
+
+def _uvloop_aio_base():
+    try:
+        from uvloop._testbase import AIOTestCase
+    except ImportError:
+        return None
+    return AIOTestCase
+
+
+def _policy():
+    with warnings.catch_warnings():
+        # Deprecated on 3.14+, as asyncio's policies are; uvloop's test base
+        # installs one in every setUp.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return turboloop.EventLoopPolicy()
+
+
+def _uvloop_twin(name, obj):
+    base = _uvloop_aio_base()
+    if base is None or not isinstance(obj, type) or obj is base or not issubclass(obj, base):
+        return None
+
+    def body(ns):
+        ns["new_loop"] = lambda self: turboloop.new_event_loop()
+        ns["new_policy"] = lambda self: _policy()
+        # The tests ask this to choose between asyncio's behaviour and
+        # uvloop's: turboloop's is asyncio's.
+        ns["is_asyncio_loop"] = lambda self: True
+        ns["__module__"] = obj.__module__
+        ns["_turboloop_twin_of"] = name
+
+    twin = types.new_class(name + UVLOOP_TWIN_SUFFIX, (obj,), exec_body=body)
+    twin.__qualname__ = twin.__name__
+    return twin
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    result = yield
+    twin = _uvloop_twin(name, obj) if result else None
+    if twin is None:
+        return result
+    from _pytest.unittest import UnitTestCase
+    # pytest finds a class by its name in the module: the twin goes there,
+    # next to its original (in the imported module, not its file).
+    setattr(collector.obj, twin.__name__, twin)
+    items = result if isinstance(result, list) else [result]
+    return items + [UnitTestCase.from_parent(collector, name=twin.__name__)]
+
+
 def pytest_report_header(config):
     return f"turboloop {turboloop.__version__} from {turboloop.__file__}: adds asyncio{TURBOLOOP_ID_SUFFIX} cases"
 
@@ -89,7 +157,24 @@ def pytest_addoption(parser):
                     help="write every case's outcome to FILE (JSON lines)")
 
 
-def _case_backend(item):
+def _case(item):
+    """(backend, the id of the asyncio case it belongs to) of a test item;
+    backend is "asyncio" or "turboloop" for the pairs, something else or
+    None for the rest."""
+    cls = getattr(item, "cls", None)
+    aio = _uvloop_aio_base()
+    if cls is not None and aio is not None and issubclass(cls, aio):
+        twin_of = cls.__dict__.get("_turboloop_twin_of")
+        if twin_of is None:
+            return "asyncio", item.nodeid
+        return "turboloop", item.nodeid.replace(cls.__name__, twin_of, 1)
+    backend = _anyio_backend(item)
+    if backend == "turboloop":
+        return backend, item.nodeid.replace("asyncio" + TURBOLOOP_ID_SUFFIX, "asyncio")
+    return backend, item.nodeid
+
+
+def _anyio_backend(item):
     callspec = getattr(item, "callspec", None)
     if callspec is None or "anyio_backend" not in callspec.params:
         return None
@@ -110,7 +195,7 @@ def pytest_collection_modifyitems(config, items):
         return
     keep, drop = [], []
     for item in items:
-        (keep if _case_backend(item) in ("asyncio", "turboloop") else drop).append(item)
+        (keep if _case(item)[0] in ("asyncio", "turboloop") else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -146,8 +231,9 @@ def pytest_sessionfinish(session):
     if not path:
         return
     import json
-    backends = {item.nodeid: _case_backend(item) for item in session.items}
+    cases = {item.nodeid: _case(item) for item in session.items}
     with open(path, "w") as f:
         for nodeid, outcome in _reports.items():
-            f.write(json.dumps({"nodeid": nodeid, "backend": backends.get(nodeid),
+            backend, case = cases.get(nodeid, (None, nodeid))
+            f.write(json.dumps({"nodeid": nodeid, "backend": backend, "case": case,
                                 "outcome": outcome, "detail": _details.get(nodeid)}) + "\n")
