@@ -149,8 +149,14 @@ tl_call_exception_handler(tl_state *st, PyObject *loop, PyObject *context)
     PyObject *r;
     if (context == NULL)
         return -1;
-    r = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler,
-                                  context);
+    if (st != NULL && st->str_call_exception_handler != NULL)
+        r = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler,
+                                      context);
+    else {
+        /* From a finalizer after the module is gone (shutdown). */
+        PyErr_Clear();
+        r = PyObject_CallMethod(loop, "call_exception_handler", "O", context);
+    }
     Py_DECREF(context);
     if (r == NULL)
         return -1;
