@@ -1336,7 +1336,7 @@ loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
             name = v;
         else if (PyUnicode_CompareWithASCIIString(k, "context") == 0)
             context = v;
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030E0000
         else if (PyUnicode_CompareWithASCIIString(k, "eager_start") == 0) {
             eager = PyObject_IsTrue(v);
             if (eager < 0)
