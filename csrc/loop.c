@@ -17,6 +17,7 @@
  * the methods defined here.
  */
 #include "tl.h"
+#include "profile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,6 +115,8 @@ tl_loop_push(tl_loop *loop, int kind, PyObject *a, PyObject *b, PyObject *c)
         PyErr_NoMemory();
         return -1;
     }
+    if (loop->prof != NULL)
+        tl_prof_pushed(loop, kind, a);
     if (loop->polling)
         loop_wake(loop);
     return 0;
@@ -267,6 +270,20 @@ loop_run_entry(tl_loop *self, tl_entry *e)
         Py_UNREACHABLE();
     }
     loop_release_entry(e);
+    return r;
+}
+
+static int loop_run_entry_debug(tl_loop *self, tl_entry *e);
+
+/* A profiled loop times each entry (profile.c). */
+static int
+loop_run_entry_profiled(tl_loop *self, tl_entry *e)
+{
+    tl_prof_span span;
+    int r;
+    tl_prof_entry_begin(self, e, &span);
+    r = self->debug ? loop_run_entry_debug(self, e) : loop_run_entry(self, e);
+    tl_prof_span_end(&span);
     return r;
 }
 
@@ -435,6 +452,8 @@ loop_run_once(tl_loop *self)
     }
     now = loop_now_ns();
     self->poll_ns += now - t_poll;
+    if (self->prof != NULL)
+        tl_prof_polled(self, t_poll, now, timeout);
     if (n < 0) {
         if (n != -EINTR) {
             errno = -n;
@@ -482,8 +501,9 @@ loop_run_once(tl_loop *self)
         tl_entry e;
         if (!tl_ring_pop(&self->ready, &e))
             break;      /* close() from a callback emptied the ring */
-        if (self->debug ? loop_run_entry_debug(self, &e) < 0
-                        : loop_run_entry(self, &e) < 0)
+        if (self->prof != NULL ? loop_run_entry_profiled(self, &e) < 0
+            : self->debug ? loop_run_entry_debug(self, &e) < 0
+                          : loop_run_entry(self, &e) < 0)
             return -1;
     }
     self->run_ns += loop_now_ns() - now;
@@ -607,6 +627,7 @@ loop_traverse(tl_loop *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->task_factory);
+    Py_VISIT((PyObject *)self->prof);
     for (size_t i = 0; i < tl_ring_len(&self->ready); i++) {
         tl_entry *e = tl_ring_at(&self->ready, i);
         Py_VISIT((PyObject *)e->a);
@@ -629,6 +650,7 @@ static int
 loop_clear(tl_loop *self)
 {
     Py_CLEAR(self->task_factory);
+    tl_prof_detach(self);
     loop_release_all(self);
     return 0;
 }
@@ -893,11 +915,15 @@ loop_run(tl_loop *self, PyObject *Py_UNUSED(ignored))
     self->running = 1;
     self->thread_id = PyThread_get_thread_ident();
     Py_INCREF(self);        /* a callback may drop the last reference */
+    if (self->prof != NULL)
+        tl_prof_running(self, 1);
     for (;;) {
         r = loop_run_once(self);
         if (r < 0 || self->stopping)
             break;
     }
+    if (self->prof != NULL)
+        tl_prof_running(self, 0);
     self->stopping = 0;
     self->running = 0;
     self->thread_id = 0;

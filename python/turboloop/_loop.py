@@ -21,6 +21,7 @@ from asyncio.log import logger
 
 from . import _core
 from ._network import NetworkMixin
+from .profiling import ProfilingMixin
 
 __all__ = ("Loop",)
 
@@ -88,7 +89,7 @@ def _is_numeric_address(host, port):
     return False
 
 
-class Loop(_core.Loop, NetworkMixin, asyncio.AbstractEventLoop):
+class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop whose scheduling, timers, I/O polling, futures
     and tasks are implemented in C."""
 
