@@ -972,6 +972,7 @@ loop_close_core(tl_loop *self, PyObject *Py_UNUSED(ignored))
     if (self->closed)
         Py_RETURN_NONE;
     self->closed = 1;
+    tl_prof_detach(self);
     loop_release_all(self);
     loop_close_fds(self);
     Py_RETURN_NONE;

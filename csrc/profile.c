@@ -338,6 +338,20 @@ prof_site_of_callable(tl_prof *p, int kind, PyObject *fn)
     int32_t r;
     if (PyMethod_Check(f))
         f = PyMethod_GET_FUNCTION(f);
+    if (!PyFunction_Check(f)
+        && strcmp(Py_TYPE(f)->tp_name, "functools.partial") == 0) {
+        /* The function the partial calls; the partial holds it. */
+        PyObject *inner = PyObject_GetAttrString(f, "func");
+        if (inner == NULL) {
+            PyErr_Clear();
+        }
+        else {
+            f = inner;
+            Py_DECREF(inner);
+            if (PyMethod_Check(f))
+                f = PyMethod_GET_FUNCTION(f);
+        }
+    }
     if (PyFunction_Check(f)) {
         PyObject *code = PyFunction_GET_CODE(f);
         return prof_site_get(p, kind, (uintptr_t)code, 0, code);

@@ -109,6 +109,7 @@ class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
         # same monotonic clock.
         self._clock_resolution = time.get_clock_info("monotonic").resolution
         self.set_debug(coroutines._is_debug_mode())
+        self._init_profiling()
 
     def __repr__(self):
         return (f"<{self.__class__.__name__} running={self.is_running()} "

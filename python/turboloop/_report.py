@@ -40,34 +40,44 @@ def fmt_int(n):
     return f"{n:,}"
 
 
-def _cut(text, n, ascii):
+def _cut(text, n, ascii, left=False):
     if len(text) <= n:
         return text
     if n <= 1:
         return text[:n]
-    return text[:n - 1] + ("~" if ascii else "\u2026")
+    dots = "~" if ascii else "\u2026"
+    return dots + text[len(text) - n + 1:] if left else text[:n - 1] + dots
 
 
-def table(headers, rows, *, right=(), flex=(), width=100, indent=2, ascii=False):
-    """Rows of strings as aligned columns no wider than `width`: the columns
-    in `flex` (indices, in order of sacrifice) are cut to make it fit; the
-    columns in `right` are right-aligned."""
+def table(headers, rows, *, right=(), flex=(), left_cut=(), width=100, indent=2,
+          ascii=False):
+    """Rows of strings as aligned columns no wider than `width`.  To make
+    them fit, the widest of the `flex` columns is narrowed, one character at
+    a time (to no less than 8); cells too long for their column are cut at
+    the end, or at the start for the columns in `left_cut` (file:line).
+    The columns in `right` are right-aligned."""
     ncol = len(headers)
     widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(ncol)]
     total = indent + sum(widths) + 2 * (ncol - 1)
-    for i in flex:
-        if total <= width:
-            break
-        floor = max(len(headers[i]), 6)
-        cut = min(total - width, widths[i] - floor)
-        if cut > 0:
+    floors = {i: max(len(headers[i]), 8) for i in flex}
+    for i in left_cut:
+        # file:line cells first, to a length that still shows the file.
+        if i in flex and total > width and widths[i] > 22:
+            cut = min(total - width, widths[i] - 22)
             widths[i] -= cut
             total -= cut
+    while total > width:
+        cands = [i for i in flex if widths[i] > floors[i]]
+        if not cands:
+            break
+        i = max(cands, key=lambda i: widths[i])
+        widths[i] -= 1
+        total -= 1
     lines = []
     for row in [headers] + rows:
         cells = []
         for i, cell in enumerate(row):
-            cell = _cut(cell, widths[i], ascii)
+            cell = _cut(cell, widths[i], ascii, left=i in left_cut)
             cells.append(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
         lines.append((" " * indent + "  ".join(cells)).rstrip())
     return lines
@@ -125,16 +135,16 @@ def format_report(p, *, top=10, width=100, ascii=False):
             for row, s in zip(rows, shown):
                 row.insert(5, t(s.cpu))
         right = tuple(range(3, len(headers)))
-        out.extend(table(headers, rows, right=right, flex=(2, 0, 1), width=width,
-                         ascii=ascii))
+        out.extend(table(headers, rows, right=right, flex=(0, 1, 2), left_cut=(2,),
+                         width=width, ascii=ascii))
         if len(stepped) + p.tasks_dropped > top and p.coroutines:
             out.append("")
             out.append("Coroutines by time (all tasks of each)")
             rows = [[s.name, s.location or "-", fmt_int(s.calls), t(s.busy), t(s.max),
                      fmt_pct(s.share)] for s in p.coroutines[:top]]
             out.extend(table(["coroutine", "defined at", "steps", "total", "max step",
-                              "share"], rows, right=(2, 3, 4, 5), flex=(1, 0),
-                             width=width, ascii=ascii))
+                              "share"], rows, right=(2, 3, 4, 5), flex=(0, 1),
+                             left_cut=(1,), width=width, ascii=ascii))
 
     if p.callbacks:
         shown = p.callbacks[:top]
@@ -143,8 +153,8 @@ def format_report(p, *, top=10, width=100, ascii=False):
         rows = [[s.name, s.kind, s.location or "-", fmt_int(s.calls), t(s.busy), t(s.max),
                  fmt_pct(s.share)] for s in shown]
         out.extend(table(["callback", "kind", "defined at", "calls", "total", "max",
-                          "share"], rows, right=(3, 4, 5, 6), flex=(2, 0), width=width,
-                         ascii=ascii))
+                          "share"], rows, right=(3, 4, 5, 6), flex=(0, 2), left_cut=(2,),
+                         width=width, ascii=ascii))
 
     out.append("")
     out.append("Lateness (how long after it was due each one started)")
@@ -168,7 +178,7 @@ def format_report(p, *, top=10, width=100, ascii=False):
             what = s.name if s.task is None else f"{s.task} ({s.name})"
             rows.append([t(s.duration), s.kind, what, s.location or "-", t(s.at)])
         lines = table(["time", "kind", "what", "where", "at"], rows,
-                      right=(0, 4), flex=(2, 3), width=width, ascii=ascii)
+                      right=(0, 4), flex=(2, 3), left_cut=(3,), width=width, ascii=ascii)
         out.append(lines[0])
         for s, line in zip(shown, lines[1:]):
             out.append(line)

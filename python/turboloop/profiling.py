@@ -364,6 +364,15 @@ class ProfilingMixin:
     """turboloop.Loop's profiling methods."""
 
     _profiler = None
+    # Called with each new loop: python -m turboloop --profile and --monitor.
+    _new_loop_hooks = []
+
+    def _init_profiling(self):
+        if os.environ.get("TURBOLOOP_MONITOR", "") not in ("", "0"):
+            from . import _monitor
+            _monitor.start()
+        for hook in list(self._new_loop_hooks):
+            hook(self)
 
     def set_profiling(self, enabled=True, *, cpu=False, trace_events=0,
                       max_tasks=10_000):
