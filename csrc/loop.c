@@ -116,7 +116,7 @@ tl_loop_push(tl_loop *loop, int kind, PyObject *a, PyObject *b, PyObject *c)
         return -1;
     }
     if (loop->prof != NULL)
-        tl_prof_pushed(loop, kind, a);
+        tl_prof_pushed(loop);
     if (loop->polling)
         loop_wake(loop);
     return 0;
@@ -1374,9 +1374,13 @@ loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
             return NULL;
         }
     }
-    if (self->task_factory == NULL)
-        return tl_task_create(self->st, coro, (PyObject *)self, name, context,
+    if (self->task_factory == NULL) {
+        task = tl_task_create(self->st, coro, (PyObject *)self, name, context,
                               eager);
+        if (task != NULL && self->prof != NULL)
+            tl_prof_task_created(self, task);   /* where it was created */
+        return task;
+    }
     /* Before 3.14 the factory is called without name= (the name is set
      * afterwards) and without context= unless one was given. */
     if (context == Py_None)

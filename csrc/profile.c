@@ -60,14 +60,18 @@ typedef struct {
     prof_slot *slots;
     size_t cap;                   /* a power of two, or 0 */
     size_t used;                  /* live and deleted slots */
+    size_t live;
 } prof_map;
 
 typedef struct {
     PyObject *ref;                /* weakref to the task while pending */
-    PyObject *name;               /* its name, once finished */
+    PyObject *name;               /* its name, once finished, or NULL for
+                                     the default "Task-<name_id>" */
+    unsigned long long name_id;
     PyObject *created;            /* code object where it was created */
     int created_lasti;
     int32_t site;                 /* its coroutine's site */
+    int32_t next_free;            /* a free slot: the next free one */
     char done;                    /* 0 pending, 1 finished, 2 gone */
     uint64_t id;                  /* 1, 2, ... in the order first seen */
     uint64_t steps;
@@ -116,6 +120,16 @@ typedef struct tl_prof {
                                      creating a task (asyncio's own) */
     prof_map skip_codes;          /* code objects known to be in them */
     PyObject *skip_list;          /* ... held here: (code, bool) pairs */
+    PyObject *str_get_name, *str_done, *str_get_coro;  /* interned names */
+    PyObject *cr_code, *gi_code;  /* the descriptors of coroutine.cr_code
+                                     and generator.gi_code */
+    Py_ssize_t cr_code_offset;    /* where a member descriptor reads it
+                                     (3.11), or -1 */
+    PyObject *last_code;          /* one-entry caches: the code object... */
+    int32_t last_site;            /* ...of the last coroutine site */
+    PyObject *last_skip_code;     /* the code last checked for skipping */
+    int last_skip;
+    int64_t last_push;            /* time of the last push */
     char cpu;
     int64_t origin;               /* creation time: trace timestamps start here */
     int64_t run_ns, run_since;    /* inside the loop's _run(), attached */
@@ -124,9 +138,16 @@ typedef struct tl_prof {
     uint64_t polls, spans, dropped;
     int64_t last_poll_end;
 
-    prof_map task_map;            /* task object -> pending record */
-    prof_task *tasks;
-    size_t ntasks, tasks_cap, nfinished, max_tasks;
+    prof_map task_map;            /* task object -> its slot in tasks */
+    prof_task *tasks;             /* pending tasks; a free slot has no ref */
+    size_t ntasks, tasks_cap;     /* slots used so far, allocated */
+    int32_t free_slot;            /* first free slot (-1: none), linked by
+                                     next_free */
+    prof_task *done;              /* finished and gone tasks */
+    size_t ndone, done_cap, max_tasks;
+    int64_t done_floor;           /* a finished task this cheap is not kept
+                                     (-1 until max_tasks were exceeded) */
+    uint64_t made;                /* records made so far */
     uint64_t next_task_id, tasks_dropped;
 
     prof_map site_map;            /* (kind, key) -> site */
@@ -203,7 +224,7 @@ map_resize(prof_map *m, size_t cap)
         n[i].val = SLOT_EMPTY;
     m->slots = n;
     m->cap = cap;
-    m->used = 0;
+    m->used = m->live = 0;
     for (size_t i = 0; i < oldcap; i++) {
         if (old[i].val >= 0) {
             size_t j = prof_hash(old[i].k1, old[i].k2) & (cap - 1);
@@ -211,6 +232,7 @@ map_resize(prof_map *m, size_t cap)
                 j = (j + 1) & (cap - 1);
             n[j] = old[i];
             m->used++;
+            m->live++;
         }
     }
     PyMem_Free(old);
@@ -222,15 +244,20 @@ static int
 map_put(prof_map *m, uintptr_t a, uintptr_t b, int32_t val)
 {
     size_t mask, i;
-    if ((m->used + 1) * 2 > m->cap
-        && map_resize(m, m->cap ? m->cap * 2 : 64) < 0)
-        return -1;
+    if ((m->used + 1) * 2 > m->cap) {
+        /* Full of live entries: grow; full of deleted ones: just rehash. */
+        size_t cap = m->cap == 0 ? 64 : (m->live + 1) * 4 > m->cap
+                     ? m->cap * 2 : m->cap;
+        if (map_resize(m, cap) < 0)
+            return -1;
+    }
     mask = m->cap - 1;
     for (i = prof_hash(a, b) & mask;; i = (i + 1) & mask) {
         prof_slot *s = &m->slots[i];
         if (s->val < 0) {
             if (s->val == SLOT_EMPTY)
                 m->used++;
+            m->live++;
             s->k1 = a;
             s->k2 = b;
             s->val = val;
@@ -252,6 +279,7 @@ map_del(prof_map *m, uintptr_t a, uintptr_t b)
             return;
         if (s->val >= 0 && s->k1 == a && s->k2 == b) {
             s->val = SLOT_DELETED;
+            m->live--;
             return;
         }
     }
@@ -262,7 +290,7 @@ map_free(prof_map *m)
 {
     PyMem_Free(m->slots);
     m->slots = NULL;
-    m->cap = m->used = 0;
+    m->cap = m->used = m->live = 0;
 }
 
 static void
@@ -390,7 +418,7 @@ prof_task_done(tl_prof *p, PyObject *task)
 {
     if (TL_TASK_CHECK(p->st, task))
         return ((tl_future *)task)->state != TL_PENDING;
-    return tl_truth_steal(PyObject_CallMethod(task, "done", NULL)) == 1;
+    return tl_truth_steal(PyObject_CallMethodNoArgs(task, p->str_done)) == 1;
 }
 
 static PyObject *
@@ -398,7 +426,23 @@ prof_task_coro(tl_prof *p, PyObject *task)
 {
     if (TL_TASK_CHECK(p->st, task))
         return Py_XNewRef(((tl_task *)task)->coro);
-    return PyObject_CallMethod(task, "get_coro", NULL);
+    return PyObject_CallMethodNoArgs(task, p->str_get_coro);
+}
+
+/* A finished task's name: ours without formatting the default name (its
+ * number is kept instead), others' through get_name(). */
+static void
+prof_task_name(tl_prof *p, PyObject *task, PyObject **name,
+               unsigned long long *name_id)
+{
+    if (TL_TASK_CHECK(p->st, task)) {
+        *name = Py_XNewRef(((tl_task *)task)->name);
+        *name_id = ((tl_task *)task)->name_id;
+        return;
+    }
+    *name = PyObject_CallMethodNoArgs(task, p->str_get_name);
+    if (*name == NULL)
+        PyErr_Clear();
 }
 
 /* The task a callback steps or wakes up, when it is one of a task's bound
@@ -455,11 +499,18 @@ prof_weak_get(PyObject *ref)
 static int
 prof_code_skipped(tl_prof *p, PyObject *code)
 {
-    int32_t v = map_get(&p->skip_codes, (uintptr_t)code, 0);
+    int32_t v;
     PyObject *fn, *pair;
     int skip = 0;
-    if (v >= 0)
+    if (code == p->last_skip_code)
+        return p->last_skip;
+    v = map_get(&p->skip_codes, (uintptr_t)code, 0);
+    if (v >= 0) {
+        /* Known codes are held by skip_list: the cache cannot dangle. */
+        p->last_skip_code = code;
+        p->last_skip = v;
         return v;
+    }
     fn = ((PyCodeObject *)code)->co_filename;
     if (p->skip_prefixes != NULL && PyUnicode_Check(fn)) {
         Py_ssize_t n = PyTuple_GET_SIZE(p->skip_prefixes);
@@ -487,7 +538,7 @@ prof_code_skipped(tl_prof *p, PyObject *code)
 /* Where the current Python code creates a task: the innermost frame that
  * is not in a skipped file, as (code, lasti); code NULL if none. */
 static void
-prof_creation_site(tl_prof *p, prof_task *t)
+prof_creation_site(tl_prof *p, PyObject **code_out, int *lasti)
 {
     PyFrameObject *f = PyEval_GetFrame();
     int depth = 0;
@@ -496,8 +547,8 @@ prof_creation_site(tl_prof *p, prof_task *t)
         PyCodeObject *code = PyFrame_GetCode(f);
         PyFrameObject *back;
         if (!prof_code_skipped(p, (PyObject *)code)) {
-            t->created = (PyObject *)code;
-            t->created_lasti = PyFrame_GetLasti(f);
+            *code_out = (PyObject *)code;
+            *lasti = PyFrame_GetLasti(f);
             Py_DECREF(f);
             return;
         }
@@ -519,21 +570,102 @@ prof_coro_site(tl_prof *p, PyObject *task)
         PyErr_Clear();
         return -1;
     }
-    if (PyCoro_CheckExact(coro))
-        code = PyObject_GetAttrString(coro, "cr_code");
-    else if (PyGen_Check(coro))
-        code = PyObject_GetAttrString(coro, "gi_code");
+    /* For exactly a coroutine (generator), the attribute is the type's
+     * descriptor: call it without the generic lookup, or where it is a
+     * plain object member (3.11), read it. */
+    if (PyCoro_CheckExact(coro)) {
+        if (p->cr_code_offset >= 0)
+            code = Py_XNewRef(*(PyObject **)((char *)coro + p->cr_code_offset));
+        else
+            code = Py_TYPE(p->cr_code)->tp_descr_get(p->cr_code, coro,
+                                                     (PyObject *)&PyCoro_Type);
+    }
+    else if (PyGen_CheckExact(coro))
+        code = Py_TYPE(p->gi_code)->tp_descr_get(p->gi_code, coro,
+                                                 (PyObject *)&PyGen_Type);
     if (code == NULL) {
         PyErr_Clear();
         r = prof_site_get(p, K_TASK, (uintptr_t)Py_TYPE(coro), 2,
                           (PyObject *)Py_TYPE(coro));
     }
+    else if (code == p->last_code) {
+        /* The site holds the code, so the cached pointer cannot be reused
+         * by another object. */
+        r = p->last_site;
+        Py_DECREF(code);
+    }
     else {
         r = prof_site_get(p, K_TASK, (uintptr_t)code, 0, code);
+        if (r >= 0) {
+            p->last_code = code;
+            p->last_site = r;
+        }
         Py_DECREF(code);
     }
     Py_DECREF(coro);
     return r;
+}
+
+/* Take a pending record out of its slot into the finished ones (state 1,
+ * with its name) or the gone ones (state 2: the task died pending), and
+ * free the slot.  key is the address the slot is indexed under. */
+static void
+prof_task_retire(tl_prof *p, int32_t i, int state, PyObject *key)
+{
+    PyObject *ref = p->tasks[i].ref, *name = NULL;
+    unsigned long long name_id = 0;
+    if (p->tasks[i].busy <= p->done_floor) {
+        /* Cheaper than those kept: drop it now (its time stays in its
+         * coroutine's site). */
+        PyObject *created = p->tasks[i].created;
+        p->tasks_dropped++;
+        map_del(&p->task_map, (uintptr_t)key, 0);
+        p->tasks[i].ref = NULL;
+        p->tasks[i].created = NULL;
+        p->tasks[i].next_free = p->free_slot;
+        p->free_slot = i;
+        Py_DECREF(ref);
+        Py_XDECREF(created);
+        return;
+    }
+    if (state == 1) {
+        prof_task_name(p, key, &name, &name_id);
+        if (p->tasks[i].ref != ref) {
+            /* get_name() of some subclass did something to the table. */
+            Py_XDECREF(name);
+            return;
+        }
+    }
+    if (p->ndone == p->done_cap) {
+        size_t cap = p->done_cap ? p->done_cap * 2 : 64;
+        prof_task *n = PyMem_Realloc(p->done, cap * sizeof(*n));
+        if (n != NULL) {
+            p->done = n;
+            p->done_cap = cap;
+        }
+    }
+    if (p->ndone < p->done_cap) {
+        prof_task *d = &p->done[p->ndone++];
+        *d = p->tasks[i];
+        d->ref = NULL;
+        d->done = (char)state;
+        d->name = name;
+        d->name_id = name_id;
+    }
+    else {
+        /* No memory to keep it: its time stays in its coroutine's site. */
+        p->tasks_dropped++;
+        Py_XDECREF(name);
+        Py_XDECREF(p->tasks[i].created);
+    }
+    map_del(&p->task_map, (uintptr_t)key, 0);
+    p->tasks[i].ref = NULL;
+    p->tasks[i].created = NULL;
+    p->tasks[i].next_free = p->free_slot;
+    p->free_slot = i;
+    /* The weakref of a finished task just goes away; a dead one's runs no
+     * code either. */
+    Py_DECREF(ref);
 }
 
 /* The pending record of task, made if there is none (with where it is
@@ -541,9 +673,11 @@ prof_coro_site(tl_prof *p, PyObject *task)
 static int32_t
 prof_task_get(tl_prof *p, PyObject *task, int64_t now, int creating)
 {
-    int32_t i = map_get(&p->task_map, (uintptr_t)task, 0);
+    int32_t i = map_get(&p->task_map, (uintptr_t)task, 0), site;
+    PyObject *ref, *created = NULL;
+    int lasti = 0;
+    uint64_t made = p->made;
     prof_task *t;
-    PyObject *ref;
     if (i >= 0) {
         PyObject *o = prof_weak_get(p->tasks[i].ref);
         Py_XDECREF(o);                  /* only compared, never used */
@@ -551,125 +685,139 @@ prof_task_get(tl_prof *p, PyObject *task, int64_t now, int creating)
             return i;
         /* The task of that record died pending and this one took its
          * address. */
-        map_del(&p->task_map, (uintptr_t)task, 0);
-        p->tasks[i].done = 2;
-        p->nfinished++;
-        ref = p->tasks[i].ref;
-        p->tasks[i].ref = NULL;
-        Py_DECREF(ref);                 /* a dead weakref: runs no code */
+        prof_task_retire(p, i, 2, task);
     }
-    if (p->ntasks == p->tasks_cap) {
-        size_t cap = p->tasks_cap ? p->tasks_cap * 2 : 64;
-        prof_task *n = PyMem_Realloc(p->tasks, cap * sizeof(*n));
-        if (n == NULL)
-            return -1;
-        p->tasks = n;
-        p->tasks_cap = cap;
-    }
+    /* What may allocate objects (and so run a collection, and so any code)
+     * comes first; the table is touched after. */
     ref = PyWeakref_NewRef(task, NULL);
     if (ref == NULL) {
         PyErr_Clear();
         return -1;
     }
-    i = (int32_t)p->ntasks;
-    if (map_put(&p->task_map, (uintptr_t)task, 0, i) < 0) {
-        Py_DECREF(ref);
-        return -1;
+    if (creating)
+        prof_creation_site(p, &created, &lasti);
+    site = prof_coro_site(p, task);
+    if (p->made != made && map_get(&p->task_map, (uintptr_t)task, 0) >= 0)
+        goto fail;                      /* made meanwhile: give up this one */
+    if (p->free_slot >= 0) {
+        i = p->free_slot;
+        p->free_slot = p->tasks[i].next_free;
     }
-    t = &p->tasks[p->ntasks++];
+    else {
+        if (p->ntasks == p->tasks_cap) {
+            size_t cap = p->tasks_cap ? p->tasks_cap * 2 : 64;
+            prof_task *n = PyMem_Realloc(p->tasks, cap * sizeof(*n));
+            if (n == NULL)
+                goto fail;
+            p->tasks = n;
+            p->tasks_cap = cap;
+        }
+        i = (int32_t)p->ntasks++;
+    }
+    if (map_put(&p->task_map, (uintptr_t)task, 0, i) < 0) {
+        p->tasks[i].ref = NULL;
+        p->tasks[i].created = NULL;
+        p->tasks[i].next_free = p->free_slot;
+        p->free_slot = i;
+        goto fail;
+    }
+    p->made++;
+    t = &p->tasks[i];
     memset(t, 0, sizeof(*t));
     t->ref = ref;
+    t->created = created;
+    t->created_lasti = lasti;
+    t->site = site;
     t->id = ++p->next_task_id;
     t->born = t->last_end = now;
-    t->site = -1;
-    if (creating)
-        prof_creation_site(p, t);
-    t->site = prof_coro_site(p, task);
+    t->next_free = -1;
     return i;
+
+fail:
+    Py_XDECREF(created);
+    Py_DECREF(ref);
+    return -1;
 }
 
-/* A task finished: keep its name, forget the object. */
+/* Partially order v[lo..hi] (inclusive) so that the k largest come first
+ * (quickselect over the finished records' busy times). */
+typedef struct {
+    int64_t busy;
+    size_t index;
+} prof_rank;
+
 static void
-prof_task_finished(tl_prof *p, int32_t i, PyObject *task)
+prof_select(prof_rank *v, size_t lo, size_t hi, size_t k)
 {
-    prof_task *t = &p->tasks[i];
-    PyObject *ref = t->ref, *name;
-    map_del(&p->task_map, (uintptr_t)task, 0);
-    t->ref = NULL;
-    t->done = 1;
-    p->nfinished++;
-    Py_XDECREF(ref);    /* the task is alive: the weakref merely goes away */
-    name = PyObject_CallMethod(task, "get_name", NULL);
-    if (name == NULL)
-        PyErr_Clear();
-    /* Re-read: get_name() may run code that reallocates the table. */
-    p->tasks[i].name = name;
+    while (lo < hi) {
+        int64_t pivot = v[lo + (hi - lo) / 2].busy;
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i].busy > pivot)
+                i++;
+            while (v[j].busy < pivot)
+                j--;
+            if (i <= j) {
+                prof_rank t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return;
+    }
 }
 
-static int
-prof_cmp_busy_desc(const void *a, const void *b)
-{
-    const prof_task *x = a, *y = b;
-    return (x->busy < y->busy) - (x->busy > y->busy);
-}
-
-/* Keep at most max_tasks finished records: drop the cheapest half of the
- * finished ones (their time stays in their coroutine's site).  Only called
- * with no span open, so no span holds a record index. */
+/* Keep at most max_tasks finished records: drop the cheapest half (their
+ * time stays in their coroutine's site).  The finished records are not
+ * held by any span, so this may run whenever the table is consistent. */
 static void
 prof_reclaim_tasks(tl_prof *p)
 {
-    size_t keep = p->max_tasks / 2, j = 0, nf = 0;
-    prof_task *fin;
+    size_t keep = p->max_tasks / 2, n = p->ndone, j = 0, ndrop = 0;
+    prof_rank *ranks;
     PyObject **drop;
-    size_t ndrop = 0;
-    if (p->nfinished <= p->max_tasks || p->cur != NULL)
+    if (n <= p->max_tasks)
         return;
-    fin = PyMem_Malloc(p->nfinished * sizeof(*fin));
-    drop = PyMem_Malloc(p->nfinished * 2 * sizeof(PyObject *));
-    if (fin == NULL || drop == NULL) {
-        PyMem_Free(fin);
+    ranks = PyMem_Malloc(n * sizeof(*ranks));
+    drop = PyMem_Malloc((n - keep) * 2 * sizeof(PyObject *));
+    if (ranks == NULL || drop == NULL) {
+        PyMem_Free(ranks);
         PyMem_Free(drop);
         return;
     }
-    /* Pending records stay in order; finished ones are sorted apart. */
-    for (size_t i = 0; i < p->ntasks; i++) {
-        if (p->tasks[i].done && nf < p->nfinished)
-            fin[nf++] = p->tasks[i];
-        else
-            p->tasks[j++] = p->tasks[i];
+    for (size_t i = 0; i < n; i++) {
+        ranks[i].busy = p->done[i].busy;
+        ranks[i].index = i;
     }
-    qsort(fin, nf, sizeof(*fin), prof_cmp_busy_desc);
-    for (size_t i = 0; i < nf; i++) {
-        if (i < keep)
-            p->tasks[j++] = fin[i];
-        else {
-            drop[ndrop++] = fin[i].name;
-            drop[ndrop++] = fin[i].created;
+    prof_select(ranks, 0, n - 1, keep);
+    for (size_t i = keep; i < n; i++)
+        p->done[ranks[i].index].done = 0;       /* marks it for dropping */
+    /* From now on, a task no busier than the busiest dropped is dropped
+     * when it finishes. */
+    for (size_t i = keep; i < n; i++)
+        if (ranks[i].busy > p->done_floor)
+            p->done_floor = ranks[i].busy;
+    PyMem_Free(ranks);
+    for (size_t i = 0; i < n; i++) {
+        if (p->done[i].done == 0) {
+            drop[ndrop++] = p->done[i].name;
+            drop[ndrop++] = p->done[i].created;
             p->tasks_dropped++;
         }
+        else
+            p->done[j++] = p->done[i];
     }
-    p->ntasks = j;
-    p->nfinished = nf < keep ? nf : keep;
-    /* The pending records moved: index them again. */
-    map_free(&p->task_map);
-    for (size_t i = 0; i < p->ntasks; i++) {
-        PyObject *o;
-        if (p->tasks[i].done || p->tasks[i].ref == NULL)
-            continue;
-        o = prof_weak_get(p->tasks[i].ref);
-        if (o == NULL || map_put(&p->task_map, (uintptr_t)o, 0,
-                                 (int32_t)i) < 0) {
-            /* Dead (or no memory to index it): it is gone.  Dropping the
-             * weakref runs no code. */
-            p->tasks[i].done = 2;
-            p->nfinished++;
-            Py_CLEAR(p->tasks[i].ref);
-        }
-        Py_XDECREF(o);
-    }
-    PyMem_Free(fin);
-    /* The tables are consistent: now the decrefs may run what they like. */
+    p->ndone = j;
+    /* The table is consistent: now the decrefs may run what they like. */
     for (size_t i = 0; i < ndrop; i++)
         Py_XDECREF(drop[i]);
     PyMem_Free(drop);
@@ -708,10 +856,11 @@ void
 tl_prof_entry_begin(tl_loop *loop, const tl_entry *e, tl_prof_span *s)
 {
     tl_prof *p = loop->prof;
-    PyObject *exc = PyErr_Occurred() ? tl_err_get_raised() : NULL;
     int kind;
     int64_t lag = -1;
 
+    /* The loop runs an entry with no exception set, and what is called
+     * here clears any error it makes. */
     switch (e->kind) {
     case TL_EV_TASK_STEP:
     case TL_EV_TASK_WAKEUP:
@@ -786,14 +935,6 @@ tl_prof_entry_begin(tl_loop *loop, const tl_entry *e, tl_prof_span *s)
                                 (uintptr_t)e->c,
                                 (PyObject *)Py_TYPE((PyObject *)e->a));
     }
-    if (exc != NULL)
-        tl_err_set_raised(exc);
-    else if (PyErr_Occurred())
-        PyErr_Clear();
-    /* Start again: the bookkeeping above is not the entry's time. */
-    if (p->cpu)
-        s->cpu0 = prof_cpu_now();
-    s->t0 = prof_now();
 }
 
 void
@@ -956,13 +1097,20 @@ tl_prof_span_end(tl_prof_span *s)
     if (self > p->slow_min || p->nslow < PROF_NSLOW)
         prof_keep_slow(p, s, self, cpu_self, task_id);
     if (s->task >= 0 && s->obj != NULL && p->tasks[s->task].ref != NULL) {
-        PyObject *exc = PyErr_Occurred() ? tl_err_get_raised() : NULL;
-        if (prof_task_done(p, s->obj))
-            prof_task_finished(p, s->task, s->obj);
-        if (exc != NULL)
-            tl_err_set_raised(exc);
-        else if (PyErr_Occurred())
-            PyErr_Clear();
+        if (TL_TASK_CHECK(p->st, s->obj)) {
+            /* Ours: the state is read directly and get_name() not called. */
+            if (((tl_future *)s->obj)->state != TL_PENDING)
+                prof_task_retire(p, s->task, 1, s->obj);
+        }
+        else {
+            PyObject *exc = PyErr_Occurred() ? tl_err_get_raised() : NULL;
+            if (prof_task_done(p, s->obj))
+                prof_task_retire(p, s->task, 1, s->obj);
+            if (exc != NULL)
+                tl_err_set_raised(exc);
+            else if (PyErr_Occurred())
+                PyErr_Clear();
+        }
     }
     obj = s->obj;
     s->obj = NULL;
@@ -976,24 +1124,22 @@ tl_prof_span_end(tl_prof_span *s)
 /* ------------------------------------------------------------------ */
 
 void
-tl_prof_pushed(tl_loop *loop, int kind, PyObject *a)
+tl_prof_pushed(tl_loop *loop)
 {
-    tl_prof *p = loop->prof;
-    int64_t now = prof_now();
     tl_entry *e = tl_ring_at(&loop->ready, tl_ring_len(&loop->ready) - 1);
+    int64_t now = prof_now();
+    loop->prof->last_push = now;
     e->stamp = prof_stamp(now);
-    if (kind == TL_EV_TASK_STEP
-        && map_get(&p->task_map, (uintptr_t)a, 0) < 0) {
-        /* Most likely the first step of a task being created: remember
-         * where.  (A task seen first later gets no creation site.) */
-        PyObject *exc = PyErr_Occurred() ? tl_err_get_raised() : NULL;
-        if (prof_task_get(p, a, now, 1) < 0)
-            p->dropped++;
-        if (exc != NULL)
-            tl_err_set_raised(exc);
-        else if (PyErr_Occurred())
-            PyErr_Clear();
-    }
+}
+
+void
+tl_prof_task_created(tl_loop *loop, PyObject *task)
+{
+    /* Called right after loop.create_task() made it: remember where. */
+    tl_prof *p = loop->prof;
+    /* Its first step was queued just now (unless it ran eagerly). */
+    if (prof_task_get(p, task, p->last_push ? p->last_push : prof_now(), 1) < 0)
+        p->dropped++;
 }
 
 void
@@ -1007,7 +1153,7 @@ tl_prof_polled(tl_loop *loop, int64_t t0, int64_t t1, int64_t timeout)
         p->poll_idle_ns += t1 - t0;
         prof_trace(p, t0, t1 - t0, 0, -1, K_POLL);
     }
-    if (p->nfinished > p->max_tasks)
+    if (p->ndone > p->max_tasks)
         prof_reclaim_tasks(p);
 }
 
@@ -1091,15 +1237,36 @@ prof_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     p->st = st;
     p->cpu = (char)cpu;
     p->max_tasks = (size_t)max_tasks;
+    p->free_slot = -1;
+    p->done_floor = -1;
     p->origin = prof_now();
     p->capture = capture == Py_None ? NULL : Py_NewRef(capture);
     p->skip_prefixes = Py_XNewRef(skip);
     if (task_types != NULL && PyTuple_GET_SIZE(task_types) > 0)
         p->task_types = Py_NewRef(task_types);
     p->skip_list = PyList_New(0);
-    if (p->skip_list == NULL) {
+    p->str_get_name = PyUnicode_InternFromString("get_name");
+    p->str_done = PyUnicode_InternFromString("done");
+    p->str_get_coro = PyUnicode_InternFromString("get_coro");
+    p->cr_code = PyObject_GetAttrString((PyObject *)&PyCoro_Type, "cr_code");
+    p->gi_code = PyObject_GetAttrString((PyObject *)&PyGen_Type, "gi_code");
+    if (p->skip_list == NULL || p->str_get_name == NULL
+        || p->str_done == NULL || p->str_get_coro == NULL
+        || p->cr_code == NULL || p->gi_code == NULL) {
         Py_DECREF(p);
         return NULL;
+    }
+    if (Py_TYPE(p->cr_code)->tp_descr_get == NULL
+        || Py_TYPE(p->gi_code)->tp_descr_get == NULL) {
+        PyErr_SetString(PyExc_SystemError, "cr_code is not a descriptor");
+        Py_DECREF(p);
+        return NULL;
+    }
+    p->cr_code_offset = -1;
+    if (Py_IS_TYPE(p->cr_code, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)p->cr_code)->d_member;
+        if (m->type == T_OBJECT || m->type == T_OBJECT_EX)
+            p->cr_code_offset = m->offset;
     }
     if (trace > 0) {
         p->ring = PyMem_Calloc((size_t)trace, sizeof(prof_event));
@@ -1122,8 +1289,11 @@ prof_traverse(tl_prof *p, visitproc visit, void *arg)
     Py_VISIT(p->skip_list);
     for (size_t i = 0; i < p->ntasks; i++) {
         Py_VISIT(p->tasks[i].ref);
-        Py_VISIT(p->tasks[i].name);
         Py_VISIT(p->tasks[i].created);
+    }
+    for (size_t i = 0; i < p->ndone; i++) {
+        Py_VISIT(p->done[i].name);
+        Py_VISIT(p->done[i].created);
     }
     for (size_t i = 0; i < p->nsites; i++)
         Py_VISIT(p->sites[i].what);
@@ -1137,27 +1307,35 @@ prof_traverse(tl_prof *p, visitproc visit, void *arg)
 static void
 prof_reset(tl_prof *p)
 {
-    prof_task *tasks = p->tasks;
+    prof_task *tasks = p->tasks, *done = p->done;
     prof_site *sites = p->sites;
-    size_t ntasks = p->ntasks, nsites = p->nsites;
+    size_t ntasks = p->ntasks, ndone = p->ndone, nsites = p->nsites;
     PyObject *stacks[PROF_NSLOW];
     int nslow = p->nslow;
     for (int i = 0; i < nslow; i++)
         stacks[i] = p->slow[i].stack;
-    p->tasks = NULL;
+    p->tasks = p->done = NULL;
     p->sites = NULL;
     p->ntasks = p->tasks_cap = p->nsites = p->sites_cap = 0;
-    p->nfinished = 0;
+    p->ndone = p->done_cap = 0;
+    p->free_slot = -1;
+    p->done_floor = -1;
+    p->last_code = NULL;
+    p->last_site = -1;
     p->nslow = 0;
     p->slow_min = 0;
     map_free(&p->task_map);
     map_free(&p->site_map);
     for (size_t i = 0; i < ntasks; i++) {
         Py_XDECREF(tasks[i].ref);
-        Py_XDECREF(tasks[i].name);
         Py_XDECREF(tasks[i].created);
     }
     PyMem_Free(tasks);
+    for (size_t i = 0; i < ndone; i++) {
+        Py_XDECREF(done[i].name);
+        Py_XDECREF(done[i].created);
+    }
+    PyMem_Free(done);
     for (size_t i = 0; i < nsites; i++)
         Py_XDECREF(sites[i].what);
     PyMem_Free(sites);
@@ -1174,6 +1352,11 @@ prof_clear(tl_prof *p)
     Py_CLEAR(p->task_types);
     map_free(&p->skip_codes);
     Py_CLEAR(p->skip_list);
+    Py_CLEAR(p->cr_code);
+    Py_CLEAR(p->gi_code);
+    Py_CLEAR(p->str_get_name);
+    Py_CLEAR(p->str_done);
+    Py_CLEAR(p->str_get_coro);
     return 0;
 }
 
@@ -1312,7 +1495,7 @@ static int
 prof_copy_take(tl_prof *p, prof_copy *c, int events)
 {
     memset(c, 0, sizeof(*c));
-    c->tasks = PyMem_Malloc((p->ntasks + 1) * sizeof(prof_task));
+    c->tasks = PyMem_Malloc((p->ntasks + p->ndone + 1) * sizeof(prof_task));
     c->sites = PyMem_Malloc((p->nsites + 1) * sizeof(prof_site));
     c->hists = PyMem_Malloc(2 * sizeof(prof_hist));
     if (events && p->ring_len)
@@ -1323,8 +1506,11 @@ prof_copy_take(tl_prof *p, prof_copy *c, int events)
         PyErr_NoMemory();
         return -1;
     }
-    c->ntasks = p->ntasks;
-    memcpy(c->tasks, p->tasks, p->ntasks * sizeof(prof_task));
+    for (size_t i = 0; i < p->ntasks; i++)
+        if (p->tasks[i].ref != NULL)
+            c->tasks[c->ntasks++] = p->tasks[i];
+    memcpy(c->tasks + c->ntasks, p->done, p->ndone * sizeof(prof_task));
+    c->ntasks += p->ndone;
     c->nsites = p->nsites;
     memcpy(c->sites, p->sites, p->nsites * sizeof(prof_site));
     c->nslow = p->nslow;
@@ -1362,11 +1548,19 @@ prof_task_row(const prof_task *t)
         Py_XDECREF(task);
         return NULL;
     }
+    PyObject *name = t->name ? Py_NewRef(t->name)
+                     : t->done == 1 ? PyUnicode_FromFormat("Task-%llu", t->name_id)
+                     : Py_NewRef(Py_None);
+    if (name == NULL) {
+        Py_XDECREF(task);
+        Py_DECREF(created);
+        return NULL;
+    }
     return Py_BuildValue(
-        "{s:K,s:N,s:O,s:N,s:i,s:s,s:K,s:L,s:L,s:L,s:L,s:L,s:L,s:L}",
+        "{s:K,s:N,s:N,s:N,s:i,s:s,s:K,s:L,s:L,s:L,s:L,s:L,s:L,s:L}",
         "id", (unsigned long long)t->id,
         "task", task ? task : Py_NewRef(Py_None),
-        "name", t->name ? t->name : Py_None,
+        "name", name,
         "created", created,
         "site", (int)t->site,
         "state", t->done == 0 ? (task ? "pending" : "gone")

@@ -7,7 +7,9 @@
  *
  *   loop.c       after the poll (tl_prof_polled), around each ready-queue
  *                entry (tl_prof_entry_begin / tl_prof_span_end), after each
- *                push into the ready queue (tl_prof_pushed);
+ *                push into the ready queue (tl_prof_pushed), after
+ *                create_task() (tl_prof_task_created), entering and leaving
+ *                _run() (tl_prof_running);
  *   task.c       around an eager first step (tl_prof_task_begin), which
  *                runs inline instead of from the ready queue;
  *   transport.c  around each protocol callback (tl_prof_proto_begin), so
@@ -47,7 +49,9 @@ void tl_prof_proto_begin(tl_loop *loop, PyObject *protocol, PyObject *name,
 void tl_prof_span_end(tl_prof_span *s);
 
 /* The entry just pushed (the newest one in the ready queue) was queued now. */
-void tl_prof_pushed(tl_loop *loop, int kind, PyObject *a);
+void tl_prof_pushed(tl_loop *loop);
+/* loop.create_task() has just made task (called with no exception set). */
+void tl_prof_task_created(tl_loop *loop, PyObject *task);
 /* The poll of one iteration took [t0, t1) (monotonic ns) with this timeout
  * (ns; 0: did not block, -1: no timeout). */
 void tl_prof_polled(tl_loop *loop, int64_t t0, int64_t t1, int64_t timeout);
