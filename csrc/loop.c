@@ -933,6 +933,75 @@ loop_run(tl_loop *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* For Loop._run_profiled() in Python, which drives the iterations itself
+ * when a profiler is installed with sys.setprofile(): what _run() does on
+ * entry (running=True) and on exit (running=False). */
+static PyObject *
+loop_set_running(tl_loop *self, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+    if (on < 0)
+        return NULL;
+    if (on) {
+        if (loop_check_closed(self) < 0)
+            return NULL;
+        if (self->running) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "This event loop is already running");
+            return NULL;
+        }
+        self->running = 1;
+        self->thread_id = PyThread_get_thread_ident();
+        if (self->prof != NULL)
+            tl_prof_running(self, 1);
+    }
+    else if (self->running) {
+        if (self->prof != NULL)
+            tl_prof_running(self, 0);
+        self->stopping = 0;
+        self->running = 0;
+        self->thread_id = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Wait in poll until something is ready or the next timer is due, without
+ * taking the events: the poller is level-triggered, so the next
+ * _run_once() finds them with a poll that does not wait.  This way a
+ * profiler charges the wait to this call, as it charges asyncio's to
+ * epoll.poll(), instead of to the loop's own work. */
+static PyObject *
+loop_poll_wait(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    tl_poll_event ev;
+    const tl_timer *top;
+    int64_t timeout, t0;
+    int n;
+    if (loop_check_closed(self) < 0)
+        return NULL;
+    loop_prune_timers(self);
+    if (tl_ring_len(&self->ready) > 0 || self->stopping)
+        Py_RETURN_NONE;
+    top = tl_timerheap_peek(&self->timers);
+    t0 = loop_now_ns();
+    timeout = top == NULL ? -1 : top->when > t0 ? top->when - t0 : 0;
+    if (timeout == 0)
+        Py_RETURN_NONE;
+    self->polling = 1;
+    Py_BEGIN_ALLOW_THREADS
+    n = tl_poller_wait(self->poller, &ev, 1, timeout);
+    Py_END_ALLOW_THREADS
+    self->polling = 0;
+    self->poll_ns += loop_now_ns() - t0;
+    if (n < 0 && n != -EINTR) {
+        errno = -n;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (n < 0 && PyErr_CheckSignals() < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 loop_run_once_py(tl_loop *self, PyObject *Py_UNUSED(ignored))
 {
@@ -1541,6 +1610,9 @@ static PyMethodDef loop_methods[] = {
     {"_run", (PyCFunction)loop_run, METH_NOARGS,
      "Run iterations until stop() is called."},
     {"_run_once", (PyCFunction)loop_run_once_py, METH_NOARGS, NULL},
+    {"_poll_wait", (PyCFunction)loop_poll_wait, METH_NOARGS,
+     "Wait until something is ready or due (for profilers, see _loop.py)."},
+    {"_set_running", (PyCFunction)loop_set_running, METH_O, NULL},
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, NULL},
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},

@@ -648,8 +648,11 @@ prof_span_open(tl_prof *p, tl_prof_span *s, int kind, PyObject *obj)
     s->site = s->task = -1;
     s->kind = kind;
     p->cur = s;
-    s->cpu0 = p->cpu ? prof_cpu_now() : 0;
+    /* The CPU clock is a system call, where a busy machine may switch to
+     * another process: read it inside the wall-clock span, so that such a
+     * switch is the span's time rather than the loop's. */
     s->t0 = prof_now();
+    s->cpu0 = p->cpu ? prof_cpu_now() : 0;
 }
 
 /* The handle's deadline in ns, as the loop's heap rounds it. */
@@ -869,13 +872,13 @@ tl_prof_span_end(tl_prof_span *s)
     PyObject *obj;
     if (p == NULL)
         return;
+    if (p->cpu) {
+        cpu = prof_cpu_now() - s->cpu0;     /* before t1: see prof_span_open */
+        cpu_self = cpu - s->child_cpu;
+    }
     t1 = prof_now();
     dur = t1 - s->t0;
     self = dur - s->child_ns;
-    if (p->cpu) {
-        cpu = prof_cpu_now() - s->cpu0;
-        cpu_self = cpu - s->child_cpu;
-    }
     p->cur = s->parent;
     if (s->parent != NULL) {
         s->parent->child_ns += dur;

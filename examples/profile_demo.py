@@ -86,8 +86,8 @@ async def timed(name, coro):
     return await Timed(name, coro)
 
 
-def task(coro, name):
-    return asyncio.create_task(timed(name, coro) if TRUTH else coro, name=name)
+def measured_if_asked(name, coro):
+    return timed(name, coro) if TRUTH else coro
 
 
 async def main():
@@ -95,9 +95,12 @@ async def main():
     server = await loop.create_server(Echo, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     stop = asyncio.Event()
-    client = task(echo_client(port, stop), "echo-client")
+    client = asyncio.create_task(
+        measured_if_asked("echo-client", echo_client(port, stop)), name="echo-client")
     loop.call_later(0.1, block_loop)
-    await asyncio.gather(task(hungry(1), "light"), task(hungry(2), "heavy"))
+    light = asyncio.create_task(measured_if_asked("light", hungry(1)), name="light")
+    heavy = asyncio.create_task(measured_if_asked("heavy", hungry(2)), name="heavy")
+    await asyncio.gather(light, heavy)
     stop.set()
     await client
     server.close()

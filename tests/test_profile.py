@@ -550,3 +550,36 @@ def test_cli_options(tl, tmp_path):
     assert proc.returncode == 2 and "--trace-events" in proc.stderr
     proc = _cli(tmp_path, "pass\n")
     assert proc.returncode == 0 and "no turboloop event loop ran" in proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# Outside profilers
+
+
+def test_cprofile_charges_the_wait_to_poll_wait(tl):
+    # Under a profiler installed with sys.setprofile, run_forever drives the
+    # iterations from Python: the wait is Loop._poll_wait's, not the loop's.
+    import cProfile
+    import pstats
+    import threading
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        assert loop.is_running()
+        fut = loop.create_future()
+        threading.Timer(0.02, loop.call_soon_threadsafe, (fut.set_result, 7)).start()
+        await asyncio.sleep(0.03)
+        return await fut + await asyncio.get_running_loop().create_task(asyncio.sleep(0, 1))
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        result = tl.run(main())
+    finally:
+        prof.disable()
+    assert result == 8
+    stats = {name: row for (_, _, name), row in pstats.Stats(prof).stats.items()}
+    wait = next(row for name, row in stats.items() if "_poll_wait" in name)
+    assert wait[2] >= 0.03                     # its own time holds the sleep
+    assert any("_run_once" in name for name in stats)
+    assert not any(name.endswith("'_run' of 'turboloop._core.Loop' objects}") for name in stats)

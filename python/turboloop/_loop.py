@@ -141,11 +141,30 @@ class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
             events._set_running_loop(self)
-            self._run()
+            if sys.getprofile() is None:
+                self._run()
+            else:
+                self._run_profiled()
         finally:
             events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def _run_profiled(self):
+        # run_forever() under a profiler installed with sys.setprofile()
+        # (cProfile, pyinstrument...): the iterations of _run(), driven from
+        # here so that the wait for I/O and timers is a call of its own,
+        # Loop._poll_wait, which such profilers see and time, instead of
+        # being part of the time of the C function _run.
+        self._set_running(True)
+        try:
+            while True:
+                self._poll_wait()
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._set_running(False)
 
     def run_until_complete(self, future):
         """Run until the future (or coroutine) is done; return its result."""
