@@ -979,9 +979,10 @@ loop_poll_wait(tl_loop *self, PyObject *Py_UNUSED(ignored))
     int n;
     if (loop_check_closed(self) < 0)
         return NULL;
-    loop_prune_timers(self);
     if (tl_ring_len(&self->ready) > 0 || self->stopping)
         Py_RETURN_NONE;
+    /* A cancelled timer at the top only makes this return early: the next
+     * _run_once() drops it. */
     top = tl_timerheap_peek(&self->timers);
     t0 = loop_now_ns();
     timeout = top == NULL ? -1 : top->when > t0 ? top->when - t0 : 0;

@@ -534,7 +534,7 @@ prof_task_get(tl_prof *p, PyObject *task, int64_t now, int creating)
     }
     p->made++;
     t = &p->tasks[i];
-    memset(t, 0, sizeof(*t));
+    *t = (prof_task){0};
     t->ref = ref;
     t->created = created;
     t->created_lasti = lasti;
@@ -648,11 +648,18 @@ prof_span_open(tl_prof *p, tl_prof_span *s, int kind, PyObject *obj)
     s->site = s->task = -1;
     s->kind = kind;
     p->cur = s;
-    /* The CPU clock is a system call, where a busy machine may switch to
-     * another process: read it inside the wall-clock span, so that such a
-     * switch is the span's time rather than the loop's. */
-    s->t0 = prof_now();
-    s->cpu0 = p->cpu ? prof_cpu_now() : 0;
+    s->clock_ns = 0;
+    if (p->cpu) {
+        /* The CPU clock is a system call, where a busy machine may well
+         * switch to another process: its time is timed on its own, and is
+         * the profiler's, neither the span's nor the loop's. */
+        int64_t before = prof_now();
+        s->cpu0 = prof_cpu_now();
+        s->t0 = prof_now();
+        s->clock_ns = s->t0 - before;
+    }
+    else
+        s->t0 = prof_now();
 }
 
 /* The handle's deadline in ns, as the loop's heap rounds it. */
@@ -824,7 +831,9 @@ prof_keep_slow(tl_prof *p, tl_prof_span *s, int64_t dur, int64_t cpu,
             if (p->slow[i].dur < p->slow[slot].dur)
                 slot = i;
     }
-    if (s->kind == K_TASK && p->capture != NULL && s->obj != NULL) {
+    /* A stack costs a Python call; steps that short do not block anyone. */
+    if (s->kind == K_TASK && p->capture != NULL && s->obj != NULL
+        && dur >= PROF_STACK_MIN_NS) {
         PyObject *exc = PyErr_Occurred() ? tl_err_get_raised() : NULL;
         stack = PyObject_CallOneArg(p->capture, s->obj);
         if (stack == NULL)
@@ -872,16 +881,18 @@ tl_prof_span_end(tl_prof_span *s)
     PyObject *obj;
     if (p == NULL)
         return;
-    if (p->cpu) {
-        cpu = prof_cpu_now() - s->cpu0;     /* before t1: see prof_span_open */
-        cpu_self = cpu - s->child_cpu;
-    }
     t1 = prof_now();
     dur = t1 - s->t0;
     self = dur - s->child_ns;
+    if (p->cpu) {
+        cpu = prof_cpu_now() - s->cpu0;     /* see prof_span_open */
+        cpu_self = cpu - s->child_cpu;
+        s->clock_ns += prof_now() - t1;
+        p->cpu_clock_ns += s->clock_ns;
+    }
     p->cur = s->parent;
     if (s->parent != NULL) {
-        s->parent->child_ns += dur;
+        s->parent->child_ns += dur + s->clock_ns;
         s->parent->child_cpu += cpu;
     }
     else {

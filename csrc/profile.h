@@ -32,6 +32,7 @@ typedef struct tl_prof_span {
     struct tl_prof_span *parent;  /* the span this one runs inside */
     int64_t t0, cpu0;             /* start: monotonic and thread CPU clock */
     int64_t child_ns, child_cpu;  /* time of the spans nested in this one */
+    int64_t clock_ns;             /* reading the CPU clock, in and around it */
     PyObject *obj;                /* what runs (task, callable...), strong */
     int32_t site;                 /* index of its site, or -1 */
     int32_t task;                 /* index of its task record, or -1 */

@@ -13,7 +13,8 @@
 #define PROF_NSLOW 20             /* slowest spans kept */
 #define PROF_HIST_SUB 8           /* histogram buckets per power of two */
 #define PROF_HIST_N 512
-#define PROF_MAX_TASKS 10000      /* finished task records kept, by default */
+#define PROF_MAX_TASKS 1000       /* finished task records kept, by default */
+#define PROF_STACK_MIN_NS 200000  /* shorter slow steps get no stack */
 
 /* Kinds of span (and of site). */
 enum {
@@ -115,7 +116,8 @@ typedef struct tl_prof {
     char cpu;
     int64_t origin;               /* creation time: trace timestamps start here */
     int64_t run_ns, run_since;    /* inside the loop's _run(), attached */
-    int64_t busy, busy_cpu;       /* outermost spans */
+    int64_t busy, busy_cpu;
+    int64_t cpu_clock_ns;         /* spent reading the CPU clock (cpu=True) */       /* outermost spans */
     int64_t poll_ns, poll_idle_ns;
     uint64_t polls, spans, dropped;
     int64_t last_poll_end;

@@ -238,6 +238,7 @@ prof_reset_py(tl_prof *p, PyObject *Py_UNUSED(ignored))
     if (p->run_since)
         p->run_since = now;
     p->busy = p->busy_cpu = p->poll_ns = p->poll_idle_ns = 0;
+    p->cpu_clock_ns = 0;
     p->polls = p->spans = p->dropped = 0;
     p->tasks_dropped = 0;
     memset(&p->timer_late, 0, sizeof(p->timer_late));
@@ -479,11 +480,12 @@ prof_build(tl_prof *p, prof_copy *c, int64_t now)
     else
         cur = Py_NewRef(Py_None);
     return Py_BuildValue(
-        "{s:L,s:L,s:L,s:L,s:L,s:L,s:K,s:K,s:K,s:K,s:K,s:n,s:N,s:N,s:N,s:N,"
-        "s:N,s:N,s:N,s:O,s:O}",
+        "{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:K,s:K,s:K,s:K,s:K,s:n,s:N,s:N,s:N,"
+        "s:N,s:N,s:N,s:N,s:O,s:O}",
         "now", (long long)(now - p->origin),
         "run", (long long)run, "busy", (long long)p->busy,
         "busy_cpu", (long long)p->busy_cpu, "poll", (long long)p->poll_ns,
+        "cpu_clock", (long long)p->cpu_clock_ns,
         "poll_idle", (long long)p->poll_idle_ns,
         "polls", (unsigned long long)p->polls,
         "spans", (unsigned long long)p->spans,

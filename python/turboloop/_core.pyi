@@ -222,7 +222,7 @@ class Profiler:
         *,
         cpu: bool = False,
         trace_events: int = 0,
-        max_tasks: int = 10000,
+        max_tasks: int = 1000,
         capture: Callable[[Any], object] | None = None,
         skip_prefixes: tuple[str, ...] = ...,
         task_types: tuple[type, ...] = ...,

@@ -106,7 +106,7 @@ def format_report(p, *, top=10, width=100, ascii=False):
     out = []
     wall = p.wall if p.wall > 0 else (p.busy + p.poll)
     idle = min(p.idle, wall)
-    own = max(0.0, wall - p.busy - idle)
+    own = max(0.0, wall - p.busy - idle - p.cpu_clock)
     div = wall or 1.0
     out.append(f"turboloop profile: {t(wall)} in the event loop, "
                f"{fmt_int(p.iterations)} iterations, "
@@ -117,7 +117,9 @@ def format_report(p, *, top=10, width=100, ascii=False):
         [["busy", fmt_pct(p.busy / div), t(p.busy), "running callbacks and task steps" + cpu],
          ["idle", fmt_pct(idle / div), t(idle), "waiting for I/O or timers (in poll)"],
          ["loop", fmt_pct(own / div), t(own),
-          "the loop's own work: dispatch, timers, polls that did not wait"]],
+          "the loop's own work: dispatch, timers, polls that did not wait"]]
+        + ([["cpu", fmt_pct(p.cpu_clock / div), t(p.cpu_clock),
+             "reading the CPU clock for --profile-cpu (system calls)"]] if p.cpu_measured else []),
         right=(1, 2), flex=(3,), width=width, ascii=ascii)[1:])
 
     stepped = [s for s in p.tasks if s.steps]

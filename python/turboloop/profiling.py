@@ -70,7 +70,7 @@ def _capture(task):
     return _coro_stack(task.get_coro())
 
 
-def _new_profiler(cpu=False, trace_events=0, max_tasks=10_000):
+def _new_profiler(cpu=False, trace_events=0, max_tasks=1000):
     return _core.Profiler(cpu=cpu, trace_events=trace_events, max_tasks=max_tasks,
                           capture=_capture, skip_prefixes=_SKIP_PREFIXES,
                           task_types=_TASK_TYPES)
@@ -221,6 +221,9 @@ class Profile:
         self.idle = raw["poll_idle"] * _NS      # in polls that could block
         self.cpu_measured = raw["cpu_measured"]
         self.busy_cpu = raw["busy_cpu"] * _NS if self.cpu_measured else None
+        # Reading the CPU clock (cpu=True): system calls, where a busy
+        # machine likes to switch processes; the profiler's own time.
+        self.cpu_clock = raw["cpu_clock"] * _NS
         self.iterations = raw["polls"]
         self.spans = raw["spans"]
         self.tasks_dropped = raw["tasks_dropped"]
@@ -311,7 +314,7 @@ class Profile:
     def other(self):
         """Time in the loop that was neither a callback nor a poll: timers,
         I/O dispatch, the profiler's own bookkeeping."""
-        return max(0.0, self.wall - self.busy - self.poll)
+        return max(0.0, self.wall - self.busy - self.poll - self.cpu_clock)
 
     def as_dict(self):
         """Everything but the trace, as JSON-serialisable dicts and lists."""
@@ -319,6 +322,7 @@ class Profile:
         return {
             "wall": self.wall, "busy": self.busy, "poll": self.poll,
             "idle": self.idle, "other": self.other, "busy_cpu": self.busy_cpu,
+            "cpu_clock": self.cpu_clock,
             "iterations": self.iterations, "spans": self.spans,
             "tasks": [asdict(t) for t in self.tasks],
             "callbacks": [asdict(s) for s in self.callbacks],
@@ -375,7 +379,7 @@ class ProfilingMixin:
             hook(self)
 
     def set_profiling(self, enabled=True, *, cpu=False, trace_events=0,
-                      max_tasks=10_000):
+                      max_tasks=1000):
         """Switch this loop's profiler on or off.
 
         Switching it on starts a new profile (unless it is already on);

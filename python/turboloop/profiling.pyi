@@ -68,6 +68,7 @@ class Profile:
     idle: float
     cpu_measured: bool
     busy_cpu: float | None
+    cpu_clock: float
     iterations: int
     spans: int
     tasks_dropped: int
@@ -90,7 +91,7 @@ class Profile:
 
 class ProfilingMixin:
     def set_profiling(
-        self, enabled: bool = True, *, cpu: bool = False, trace_events: int = 0, max_tasks: int = 10000
+        self, enabled: bool = True, *, cpu: bool = False, trace_events: int = 0, max_tasks: int = 1000
     ) -> None: ...
     def is_profiling(self) -> bool: ...
     def get_profile(self) -> Profile | None: ...
