@@ -3,9 +3,10 @@
  * Plain C, no Python.h.  An entry is a kind tag and three pointers whose
  * meaning the kind defines (see loop.h); the ring neither owns nor inspects
  * them.  It also carries a 32-bit stamp that it does not set: a profiled
- * loop writes there when the entry was queued (see profile.c).  The loop records the length at the start of its run phase and pops
- * exactly that many, so entries pushed while callbacks run wait for the next
- * iteration, as in asyncio's _run_once.
+ * loop writes there when the entry was queued (see profile.c).  The loop
+ * records the length at the start of its run phase and pops exactly that
+ * many, so entries pushed while callbacks run wait for the next iteration,
+ * as in asyncio's _run_once.
  */
 #ifndef TL_RING_H
 #define TL_RING_H
