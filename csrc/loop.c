@@ -934,7 +934,7 @@ loop_run(tl_loop *self, PyObject *Py_UNUSED(ignored))
 }
 
 /* For Loop._run_profiled() in Python, which drives the iterations itself
- * when a profiler is installed with sys.setprofile(): what _run() does on
+ * when a profiler is installed (see _loop.py): what _run() does on
  * entry (running=True) and on exit (running=False). */
 static PyObject *
 loop_set_running(tl_loop *self, PyObject *flag)

@@ -557,7 +557,7 @@ def test_cli_options(tl, tmp_path):
 
 
 def test_cprofile_charges_the_wait_to_poll_wait(tl):
-    # Under a profiler installed with sys.setprofile, run_forever drives the
+    # Under a profiler (cProfile: sys.monitoring on 3.12+), run_forever drives the
     # iterations from Python: the wait is Loop._poll_wait's, not the loop's.
     import cProfile
     import pstats

@@ -52,6 +52,16 @@ def _format_slow(what):
     return str(what)
 
 
+def _profiler_installed():
+    """Is a profiler watching Python calls: one installed with
+    sys.setprofile() (pyinstrument, profile), or a sys.monitoring profiler
+    tool (cProfile from 3.12 on)?"""
+    if sys.getprofile() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and monitoring.get_tool(monitoring.PROFILER_ID) is not None
+
+
 def _run_until_complete_cb(fut):
     if not fut.cancelled():
         exc = fut.exception()
@@ -141,18 +151,18 @@ class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
             events._set_running_loop(self)
-            if sys.getprofile() is None:
-                self._run()
-            else:
+            if _profiler_installed():
                 self._run_profiled()
+            else:
+                self._run()
         finally:
             events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
 
     def _run_profiled(self):
-        # run_forever() under a profiler installed with sys.setprofile()
-        # (cProfile, pyinstrument...): the iterations of _run(), driven from
+        # run_forever() under a profiler (see _profiler_installed(): cProfile,
+        # pyinstrument...): the iterations of _run(), driven from
         # here so that the wait for I/O and timers is a call of its own,
         # Loop._poll_wait, which such profilers see and time, instead of
         # being part of the time of the C function _run.
