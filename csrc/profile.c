@@ -256,20 +256,19 @@ prof_task_coro(tl_prof *p, PyObject *task)
     return PyObject_CallMethodNoArgs(task, p->str_get_coro);
 }
 
-/* A finished task's name: ours without formatting the default name (its
- * number is kept instead), others' through get_name(). */
-static void
-prof_task_name(tl_prof *p, PyObject *task, PyObject **name,
-               unsigned long long *name_id)
+/* A finished task's name: ours without formatting a default name (the
+ * int N of "Task-N", which the snapshot formats), others' through
+ * get_name(). */
+static PyObject *
+prof_task_name(tl_prof *p, PyObject *task)
 {
-    if (TL_TASK_CHECK(p->st, task)) {
-        *name = Py_XNewRef(((tl_task *)task)->name);
-        *name_id = ((tl_task *)task)->name_id;
-        return;
-    }
-    *name = PyObject_CallMethodNoArgs(task, p->str_get_name);
-    if (*name == NULL)
+    PyObject *name;
+    if (TL_TASK_CHECK(p->st, task))
+        return Py_XNewRef(((tl_task *)task)->name);
+    name = PyObject_CallMethodNoArgs(task, p->str_get_name);
+    if (name == NULL)
         PyErr_Clear();
+    return name;
 }
 
 /* The task a callback steps or wakes up, when it is one of a task's bound
@@ -424,7 +423,6 @@ static void
 prof_task_retire(tl_prof *p, int32_t i, int state, PyObject *key)
 {
     PyObject *ref = p->tasks[i].ref, *name = NULL;
-    unsigned long long name_id = 0;
     if (p->tasks[i].busy <= p->done_floor) {
         /* Cheaper than those kept: drop it now (its time stays in its
          * coroutine's site). */
@@ -440,7 +438,7 @@ prof_task_retire(tl_prof *p, int32_t i, int state, PyObject *key)
         return;
     }
     if (state == 1) {
-        prof_task_name(p, key, &name, &name_id);
+        name = prof_task_name(p, key);
         if (p->tasks[i].ref != ref) {
             /* get_name() of some subclass did something to the table. */
             Py_XDECREF(name);
@@ -461,7 +459,6 @@ prof_task_retire(tl_prof *p, int32_t i, int state, PyObject *key)
         d->ref = NULL;
         d->done = (char)state;
         d->name = name;
-        d->name_id = name_id;
     }
     else {
         /* No memory to keep it: its time stays in its coroutine's site. */

@@ -48,9 +48,8 @@ typedef struct {
 
 typedef struct {
     PyObject *ref;                /* weakref to the task while pending */
-    PyObject *name;               /* its name, once finished, or NULL for
-                                     the default "Task-<name_id>" */
-    unsigned long long name_id;
+    PyObject *name;               /* its name once finished: a str, or the
+                                     int N of a default "Task-N" */
     PyObject *created;            /* code object where it was created */
     int created_lasti;
     int32_t site;                 /* its coroutine's site */

@@ -365,9 +365,9 @@ prof_task_row(const prof_task *t)
         Py_XDECREF(task);
         return NULL;
     }
-    PyObject *name = t->name ? Py_NewRef(t->name)
-                     : t->done == 1 ? PyUnicode_FromFormat("Task-%llu", t->name_id)
-                     : Py_NewRef(Py_None);
+    PyObject *name = t->name == NULL ? Py_NewRef(Py_None)
+                     : PyLong_Check(t->name) ? PyUnicode_FromFormat("Task-%S", t->name)
+                     : Py_NewRef(t->name);
     if (name == NULL) {
         Py_XDECREF(task);
         Py_DECREF(created);

@@ -601,8 +601,9 @@ task_eager_start(tl_state *st, tl_task *task)
     if (r == 0) {
         PyObject *ctx = Py_NewRef(task->context);
         tl_prof_span span = {0};
-        if (task->tloop != NULL && task->tloop->prof != NULL)
-            tl_prof_task_begin(task->tloop, (PyObject *)task, &span);
+        tl_loop *tloop = TL_FUT_TLOOP(task);
+        if (tloop != NULL && tloop->prof != NULL)
+            tl_prof_task_begin(tloop, (PyObject *)task, &span);
         if (PyContext_Enter(ctx) < 0)
             r = -1;
         else {
