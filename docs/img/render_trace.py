@@ -41,8 +41,9 @@ def main(src, dst):
             if bars:
                 ax.broken_barh(bars, (row - 0.4, 0.8), facecolors=COLOURS[cat],
                                edgecolors="none")
+    total = max(e["ts"] + e["dur"] for e in slices) - t0
     for e in slices:
-        if e["dur"] >= 20_000 and e["cat"] != "idle":      # label the long ones
+        if e["dur"] >= total / 25 and e["cat"] != "idle":  # label the wide ones
             row = lanes.index(e["tid"])
             ax.text((e["ts"] - t0 + e["dur"] / 2) / 1000, row, e["name"], ha="center",
                     va="center", fontsize=7, color="white", clip_on=True)
