@@ -901,8 +901,10 @@ tl_prof_span_end(tl_prof_span *s)
         site->calls++;
         site->busy += self;
         site->cpu += cpu_self;
-        if (self > site->max)
+        if (self > site->max) {
             site->max = self;
+            site->max_t0 = s->t0;
+        }
     }
     if (s->task >= 0) {
         prof_task *t = &p->tasks[s->task];

@@ -67,6 +67,7 @@ typedef struct {
     int kind;
     uint64_t calls;
     int64_t busy, max, cpu;
+    int64_t max_t0;               /* when the longest call started */
 } prof_site;
 
 typedef struct {

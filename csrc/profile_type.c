@@ -424,10 +424,11 @@ prof_build(tl_prof *p, prof_copy *c, int64_t now)
     for (size_t i = 0; i < c->nsites; i++) {
         const prof_site *s = &c->sites[i];
         PyObject *row = Py_BuildValue(
-            "{s:s,s:O,s:K,s:L,s:L,s:L}", "kind", prof_kind_name(s->kind),
+            "{s:s,s:O,s:K,s:L,s:L,s:L,s:L}", "kind", prof_kind_name(s->kind),
             "what", s->what ? s->what : Py_None,
             "calls", (unsigned long long)s->calls, "busy", (long long)s->busy,
-            "max", (long long)s->max, "cpu", (long long)s->cpu);
+            "max", (long long)s->max, "cpu", (long long)s->cpu,
+            "max_at", (long long)(s->max_t0 ? s->max_t0 - p->origin : 0));
         if (row == NULL)
             goto error;
         PyList_SET_ITEM(sites, (Py_ssize_t)i, row);

@@ -557,19 +557,16 @@ def test_cli_options(tl, tmp_path):
 
 
 def test_cprofile_charges_the_wait_to_poll_wait(tl):
-    # Under a profiler (cProfile: sys.monitoring on 3.12+), run_forever drives the
-    # iterations from Python: the wait is Loop._poll_wait's, not the loop's.
+    # Under a profiler (cProfile: sys.monitoring on 3.12+), run_forever drives
+    # the iterations from Python: the wait is Loop._poll_wait's, not the
+    # loop's.  (No other thread here: sys.monitoring's hooks see them all.)
     import cProfile
     import pstats
-    import threading
 
     async def main():
-        loop = asyncio.get_running_loop()
-        assert loop.is_running()
-        fut = loop.create_future()
-        threading.Timer(0.02, loop.call_soon_threadsafe, (fut.set_result, 7)).start()
+        assert asyncio.get_running_loop().is_running()
         await asyncio.sleep(0.03)
-        return await fut + await asyncio.get_running_loop().create_task(asyncio.sleep(0, 1))
+        return 8
 
     prof = cProfile.Profile()
     prof.enable()
@@ -583,3 +580,23 @@ def test_cprofile_charges_the_wait_to_poll_wait(tl):
     assert wait[2] >= 0.03                     # its own time holds the sleep
     assert any("_run_once" in name for name in stats)
     assert not any(name.endswith("'_run' of 'turboloop._core.Loop' objects}") for name in stats)
+
+
+def test_profiled_run_wakes_for_other_threads(tl):
+    # The loop driven from Python still wakes up for call_soon_threadsafe().
+    import sys
+    import threading
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        threading.Timer(0.02, loop.call_soon_threadsafe, (fut.set_result, 7)).start()
+        return await fut + await loop.create_task(asyncio.sleep(0, 1))
+
+    calls = []
+    sys.setprofile(lambda frame, event, arg: calls.append(event) if event == "c_call" else None)
+    try:
+        result = tl.run(main())
+    finally:
+        sys.setprofile(None)
+    assert result == 8 and calls

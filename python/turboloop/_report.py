@@ -50,7 +50,7 @@ def _cut(text, n, ascii, left=False):
 
 
 def table(headers, rows, *, right=(), flex=(), left_cut=(), width=100, indent=2,
-          ascii=False):
+          ascii=False, paths_first=True):
     """Rows of strings as aligned columns no wider than `width`.  To make
     them fit, the widest of the `flex` columns is narrowed, one character at
     a time (to no less than 8); cells too long for their column are cut at
@@ -60,7 +60,7 @@ def table(headers, rows, *, right=(), flex=(), left_cut=(), width=100, indent=2,
     widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(ncol)]
     total = indent + sum(widths) + 2 * (ncol - 1)
     floors = {i: max(len(headers[i]), 8) for i in flex}
-    for i in left_cut:
+    for i in left_cut if paths_first else ():
         # file:line cells first, to a length that still shows the file.
         if i in flex and total > width and widths[i] > 22:
             cut = min(total - width, widths[i] - 22)
@@ -172,15 +172,25 @@ def format_report(p, *, top=10, width=100, ascii=False):
 
     if p.slowest:
         out.append("")
-        out.append("Slowest steps and callbacks (for a step: where the task was "
-                   "suspended after it)")
-        shown = p.slowest[:top]
+        out.append("Slowest steps and callbacks, at most two of each (for a step: "
+                   "where the task was suspended after it)")
+        # At most two rows for one task or callback, so that one hungry task
+        # does not hide the others.
+        shown, count = [], {}
+        for s in p.slowest:
+            key = (s.kind, s.task or s.name)
+            if count.get(key, 0) < 2:
+                count[key] = count.get(key, 0) + 1
+                shown.append(s)
+            if len(shown) == top:
+                break
         rows = []
         for s in shown:
             what = s.name if s.task is None else f"{s.task} ({s.name})"
             rows.append([t(s.duration), s.kind, what, s.location or "-", t(s.at)])
         lines = table(["time", "kind", "what", "where", "at"], rows,
-                      right=(0, 4), flex=(2, 3), left_cut=(3,), width=width, ascii=ascii)
+                      right=(0, 4), flex=(2, 3), left_cut=(3,), width=width, ascii=ascii,
+                      paths_first=False)
         out.append(lines[0])
         for s, line in zip(shown, lines[1:]):
             out.append(line)

@@ -252,8 +252,16 @@ class Profile:
 
         self.timer_lateness = Lag.from_raw(raw["timer_lateness"])
         self.ready_lag = Lag.from_raw(raw["ready_lag"])
-        self.slowest = sorted((self._slow_row(s) for s in raw["slowest"]),
-                              key=lambda s: -s.duration)
+        slowest = [self._slow_row(s) for s in raw["slowest"]]
+        # Each callback's longest call is one of the slowest too, even when
+        # the list above is full of longer task steps.
+        seen = {(s.kind, s.name, s.duration) for s in slowest}
+        for raw_site, site in zip(raw["sites"], sites):
+            if site.kind != "task" and site.calls and (site.kind, site.name, site.max) not in seen:
+                slowest.append(SlowStep(duration=site.max, cpu=None, kind=site.kind,
+                                        name=site.name, task=None, location=site.location,
+                                        stack=[], at=raw_site["max_at"] * _NS))
+        self.slowest = sorted(slowest, key=lambda s: -s.duration)
         self.trace_events = raw["trace"]
         self.trace_total = raw["events_total"]
         # Drop the objects the raw rows hold (tasks), keep the rest.
