@@ -538,7 +538,14 @@ def test_report_after_ctrl_c(tl, tmp_path):
         assert proc.stdout.readline() == "ready\n"
         time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=CHILD_TIMEOUT)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            # Seen once on 3.15 on a very loaded machine: the program kept
+            # running after the first Ctrl-C.  A second one, as a user
+            # would press, must still end it with the report.
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=CHILD_TIMEOUT)
     finally:
         proc.kill()
         proc.wait()
