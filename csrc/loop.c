@@ -152,8 +152,14 @@ tl_call_exception_handler(tl_state *st, PyObject *loop, PyObject *context)
     PyObject *r;
     if (context == NULL)
         return -1;
-    r = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler,
-                                  context);
+    if (st != NULL && st->str_call_exception_handler != NULL)
+        r = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler,
+                                      context);
+    else {
+        /* From a finalizer after the module is gone (shutdown). */
+        PyErr_Clear();
+        r = PyObject_CallMethod(loop, "call_exception_handler", "O", context);
+    }
     Py_DECREF(context);
     if (r == NULL)
         return -1;
@@ -1427,7 +1433,7 @@ loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
             name = v;
         else if (PyUnicode_CompareWithASCIIString(k, "context") == 0)
             context = v;
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030E0000
         else if (PyUnicode_CompareWithASCIIString(k, "eager_start") == 0) {
             eager = PyObject_IsTrue(v);
             if (eager < 0)

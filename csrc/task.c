@@ -1012,6 +1012,11 @@ static int
 task_clear(tl_task *self)
 {
     tl_task_unlink(self);
+#if PY_VERSION_HEX < 0x030E0000
+    /* While the loop (and through it the module state) is still at hand. */
+    if (self->registry_ref != NULL)
+        task_unregister_ref(self);
+#endif
     Py_CLEAR(self->coro);
     Py_CLEAR(self->context);
     Py_CLEAR(self->fut_waiter);

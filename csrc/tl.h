@@ -189,7 +189,15 @@ extern PyModuleDef tl_module_def;
 static inline tl_state *
 tl_state_from_type(PyTypeObject *tp)
 {
-    PyObject *mod = PyType_GetModuleByDef(tp, &tl_module_def);
+    PyObject *mod;
+    /* At interpreter shutdown the collector may clear a heap type (its MRO
+     * and module) before the last of its instances is destroyed. */
+    if (tp->tp_mro == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "turboloop's module is already finalized");
+        return NULL;
+    }
+    mod = PyType_GetModuleByDef(tp, &tl_module_def);
     return mod ? (tl_state *)PyModule_GetState(mod) : NULL;
 }
 

@@ -75,7 +75,9 @@ def _run(args):
         if len(args) < 2:
             sys.stderr.write("Argument expected for the -m option\n")
             return 2
-        sys.argv = [args[1]] + args[2:]
+        # A server that picks its own loop (uvicorn) is told to use ours.
+        from ._frameworks import adapt_argv
+        sys.argv = [args[1]] + adapt_argv(args[1], args[2:])
         sys.path.insert(0, os.getcwd())
         runpy.run_module(args[1], run_name="__main__", alter_sys=True)
         return 0

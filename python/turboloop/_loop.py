@@ -16,7 +16,8 @@ import traceback
 import warnings
 import weakref
 
-from asyncio import coroutines, events, format_helpers, futures, tasks
+from asyncio import (base_events, coroutines, events, format_helpers, futures,
+                     tasks)
 from asyncio.log import logger
 
 from . import _core
@@ -62,14 +63,12 @@ def _profiler_installed():
     return monitoring is not None and monitoring.get_tool(monitoring.PROFILER_ID) is not None
 
 
-def _run_until_complete_cb(fut):
-    if not fut.cancelled():
-        exc = fut.exception()
-        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-            # The loop is about to stop anyway: the exception propagates
-            # out of run_forever().
-            return
-    futures._get_loop(fut).stop()
+# run_until_complete() stops the loop with asyncio's own callback, the very
+# function object: libraries find the task a program was started with by
+# looking for it among a task's done callbacks (anyio's find_root_task(),
+# which keeps its worker threads for the life of that task).  It only calls
+# the public Future API and loop.stop(), so it works on our loop unchanged.
+_run_until_complete_cb = base_events._run_until_complete_cb
 
 
 def _sighandler_noop(signum, frame):
