@@ -217,7 +217,8 @@ def test_eager_first_step_is_the_new_tasks(tl):
         await asyncio.sleep(0)
 
     async def main():
-        t = asyncio.get_running_loop().create_task(child(), name="eager", eager_start=True)
+        # Task() takes eager_start= from 3.12 on (create_task() from 3.14).
+        t = tl.Task(child(), loop=asyncio.get_running_loop(), name="eager", eager_start=True)
         await t
 
     _, prof = run_profiled(tl, main)
