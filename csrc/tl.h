@@ -181,6 +181,7 @@ typedef struct tl_state {
 
     unsigned long long task_name_counter;
     int format_source_has_debug;       /* 3.13+: debug= keyword */
+    PyTypeObject *ProfilerType;        /* profile.c */
 } tl_state;
 
 extern PyModuleDef tl_module_def;
@@ -257,6 +258,8 @@ typedef struct tl_loop {
     long long poll_ns;
     long long run_ns;
     char *rbuf;                   /* transports' receive buffer */
+    struct tl_prof *prof;         /* the attached profiler (profile.c) or NULL;
+                                     a strong reference */
 } tl_loop;
 
 /* Size of tl_loop.rbuf: what one recv() of a stream transport may return. */
