@@ -22,19 +22,20 @@ hypercorn is another: see _hypercorn().
 
 import os
 import sys
+from typing import Callable, Optional
 
 LOOP_FACTORY = "turboloop:new_event_loop"
 
 
-def _note(text):
+def _note(text: str) -> None:
     sys.stderr.write(f"turboloop: {text}\n")
 
 
-def _option_value(argv, *names):
+def _option_value(argv: list[str], *names: str) -> Optional[str]:
     """The value of the option spelled any of `names` in argv (the last one
     wins), or None; stops at `--`.  Long options take `--name value` and
     `--name=value`, short ones `-n value` and `-nvalue`."""
-    value = None
+    value: Optional[str] = None
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -55,7 +56,7 @@ def _option_value(argv, *names):
     return value
 
 
-def _has_flag(argv, *names):
+def _has_flag(argv: list[str], *names: str) -> bool:
     for arg in argv:
         if arg == "--":
             break
@@ -64,7 +65,7 @@ def _has_flag(argv, *names):
     return False
 
 
-def _uvicorn(argv):
+def _uvicorn(argv: list[str]) -> list[str]:
     """argv (without the program name) for `uvicorn`, adapted as described
     in the module docstring."""
     if _has_flag(argv, "--help", "--version"):
@@ -92,7 +93,7 @@ def _uvicorn(argv):
     return ["--loop", "asyncio", *argv]
 
 
-def _hypercorn(argv):
+def _hypercorn(argv: list[str]) -> list[str]:
     """hypercorn takes no loop factory on its command line.  It serves from
     worker processes (one by default), started afresh, so on asyncio's loop;
     with `--workers 0` it serves in this process, where the policy gives
@@ -109,13 +110,13 @@ def _hypercorn(argv):
     return argv
 
 
-ADAPTERS = {
+ADAPTERS: dict[str, Callable[[list[str]], list[str]]] = {
     "uvicorn": _uvicorn,
     "hypercorn": _hypercorn,
 }
 
 
-def adapt_argv(module, argv):
+def adapt_argv(module: str, argv: list[str]) -> list[str]:
     """The arguments to run `module` with under `python -m turboloop`."""
     adapter = ADAPTERS.get(module)
     return adapter(argv) if adapter is not None else argv
