@@ -15,6 +15,7 @@
 
 typedef struct tl_entry {
     int kind;
+    unsigned tag;     /* a small number for the kind's own use */
     void *a, *b, *c;
 } tl_entry;
 
@@ -58,18 +59,26 @@ tl_ring_grow(tl_ring *r)
 
 /* Returns 0, or ENOMEM with the ring unchanged. */
 static inline int
-tl_ring_push(tl_ring *r, int kind, void *a, void *b, void *c)
+tl_ring_push_tag(tl_ring *r, int kind, unsigned tag, void *a, void *b,
+                 void *c)
 {
     tl_entry *e;
     if (r->len == r->cap && tl_ring_grow(r) != 0)
         return ENOMEM;
     e = &r->buf[(r->head + r->len) & (r->cap - 1)];
     e->kind = kind;
+    e->tag = tag;
     e->a = a;
     e->b = b;
     e->c = c;
     r->len++;
     return 0;
+}
+
+static inline int
+tl_ring_push(tl_ring *r, int kind, void *a, void *b, void *c)
+{
+    return tl_ring_push_tag(r, kind, 0, a, b, c);
 }
 
 /* Returns 0 when empty. */

@@ -430,8 +430,11 @@ transport_read_buffered(tl_transport *self)
         return transport_fatal(self,
                                "Fatal error: protocol.get_buffer() call failed.");
     }
-    if (self->conn_lost || !self->rwatch) {
-        /* get_buffer() closed or paused us. */
+    /* get_buffer() may have paused, closed or aborted the transport;
+     * asyncio reads into the buffer anyway and reports what it got with
+     * buffer_updated() (or eof_received()).  The socket itself is closed
+     * only by connection_lost(), which cannot have run yet. */
+    if (self->sock == NULL) {
         PyBuffer_Release(&view);
         return 0;
     }
