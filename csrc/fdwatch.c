@@ -24,6 +24,10 @@
  *     forgotten and the error raised, as the selector's modify() does; the
  *     handles in it are not cancelled, and nothing it held can fire for the
  *     file that now has its number.
+ *  d) From 3.13 on, select.epoll warns "bool is used as a file descriptor"
+ *     when it is handed True or False, and the selector hands it the object
+ *     the slot was first registered with: a slot registered with a bool
+ *     warns at every change of interest.
  */
 #include "tl.h"
 
@@ -125,6 +129,20 @@ fdwatch_grow(tl_loop *loop, int fd)
     return 0;
 }
 
+/* Rule d, before a change of interest of a slot whose key is a bool. */
+static int
+fdwatch_warn_bool(int isbool)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    if (isbool)
+        return PyErr_WarnEx(PyExc_RuntimeWarning,
+                            "bool is used as a file descriptor", 1);
+#else
+    (void)isbool;
+#endif
+    return 0;
+}
+
 static int
 fdwatch_oserror(int err)
 {
@@ -165,8 +183,16 @@ fdwatch_set(tl_loop *loop, int fd, int writer, PyObject *obj, tl_io_fn fn,
     unsigned want = oldmask | (writer ? TL_POLL_WRITE : TL_POLL_READ);
     int err;
 
+    int isbool = oldmask ? w->boolfd
+                         : (fileobj != NULL && PyBool_Check(fileobj));
+
     *old = NULL;
     *oldfn = NULL;
+    if (want != oldmask && fdwatch_warn_bool(isbool) < 0) {
+        if (oldmask != 0)
+            fdwatch_drop_slot(loop, fd);
+        return -1;
+    }
     err = tl_poller_modify(loop->poller, fd, oldmask, want);
     if (err != 0) {
         if (oldmask != 0)
@@ -180,8 +206,11 @@ fdwatch_set(tl_loop *loop, int fd, int writer, PyObject *obj, tl_io_fn fn,
         }
         w = &loop->fds[fd];
     }
-    if (oldmask == 0 && fileobj != NULL && !PyLong_Check(fileobj))
-        Py_XSETREF(w->fileobj, Py_NewRef(fileobj));
+    if (oldmask == 0) {
+        if (fileobj != NULL && !PyLong_Check(fileobj))
+            Py_XSETREF(w->fileobj, Py_NewRef(fileobj));
+        w->boolfd = (unsigned char)isbool;
+    }
     w->mask = want;
     if (writer) {
         *old = w->writer;
@@ -235,6 +264,10 @@ fdwatch_take(tl_loop *loop, int fd, int writer, PyObject **old,
         w->rgen++;
     }
     want = w->mask & ~(writer ? TL_POLL_WRITE : TL_POLL_READ);
+    if (want != w->mask && fdwatch_warn_bool(w->boolfd) < 0) {
+        fdwatch_drop_slot(loop, fd);
+        return -1;
+    }
     /* After close() the poller is gone and the mask means nothing. */
     err = loop->poller ? tl_poller_modify(loop->poller, fd, w->mask, want) : 0;
     if (err != 0) {

@@ -329,7 +329,7 @@ handle_repr_info(tl_handle *h)
     info = PyList_New(0);
     if (info == NULL)
         return NULL;
-    s = PyUnicode_FromString(_PyType_Name(Py_TYPE(h)));
+    s = PyType_GetName(Py_TYPE(h));
     if (s == NULL || PyList_Append(info, s) < 0)
         goto error;
     Py_DECREF(s);
@@ -579,10 +579,10 @@ tl_timer_deadline(PyObject *o, double *when, PyObject **obj)
     else if (PyFloat_Check(o))
         *when = PyFloat_AS_DOUBLE(o);
     else {
-        /* A Fraction, a Decimal, anything with __float__ or __index__.
-         * asyncio keeps it too, and what its own arithmetic on it raises
-         * (Decimal - float is a TypeError) the loop raises at the same
-         * point; see loop_timeout_slow(). */
+        /* A Fraction, a Decimal, anything else.  asyncio keeps it too, and
+         * what its own arithmetic on it raises (Decimal - float is a
+         * TypeError) the loop raises at the same point; see
+         * loop_timeout_slow() and loop_schedule_timer(). */
         *when = PyFloat_AsDouble(o);
         if (*when == -1.0 && PyErr_Occurred())
             return -1;

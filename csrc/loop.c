@@ -941,6 +941,39 @@ loop_call_soon_threadsafe(tl_loop *self, PyObject *const *args, size_t nargsf,
                                PyVectorcall_NARGS(nargsf), kwnames, 1);
 }
 
+/* asyncio's heappush() compares a new deadline with its parent's in the
+ * heap: a deadline that cannot be ordered against it (an object with only
+ * __index__ or __float__, a str) raises the TypeError of that comparison.
+ * (asyncio pushes the handle first and leaves it in its heap, where every
+ * later heap operation meets it; here it is refused and gone.  With an
+ * empty heap asyncio makes no comparison and fails at the next iteration
+ * instead; here the comparison is made with 0.0.)  Only deadlines that are
+ * neither ints nor floats get here, so this is never the common path. */
+static int
+loop_check_orderable(tl_loop *self, PyObject *when)
+{
+    size_t n = tl_timerheap_len(&self->timers);
+    PyObject *other, *lt;
+    tl_handle *parent;
+    if (PyLong_Check(when) || PyFloat_Check(when))
+        return 0;
+    if (n == 0)
+        other = PyFloat_FromDouble(0.0);
+    else {
+        parent = self->timers.items[(n - 1) / 2].data;
+        other = parent->when_obj ? Py_NewRef(parent->when_obj)
+                                 : PyFloat_FromDouble(parent->when);
+    }
+    if (other == NULL)
+        return -1;
+    lt = PyObject_RichCompare(when, other, Py_LT);
+    Py_DECREF(other);
+    if (lt == NULL)
+        return -1;
+    Py_DECREF(lt);
+    return 0;
+}
+
 /* Schedule a TimerHandle at `when` (when_obj: see tl_timer_deadline();
  * stolen), or, when whenarg is not NULL, at the deadline it converts to.
  * The checks come in asyncio's order: arguments, closed loop, debug-mode
@@ -966,7 +999,8 @@ loop_schedule_timer(tl_loop *self, PyObject *whenarg, double when,
         }
     }
     if (whenarg != NULL
-        && tl_timer_deadline(whenarg, &when, &when_obj) < 0) {
+        && (loop_check_orderable(self, whenarg) < 0
+            || tl_timer_deadline(whenarg, &when, &when_obj) < 0)) {
         Py_DECREF(cargs);
         return NULL;
     }
@@ -1026,19 +1060,17 @@ loop_call_later(tl_loop *self, PyObject *const *args, size_t nargsf,
     else {
         /* Anything else is float + delay: a Fraction gives a float, a
          * Decimal or an object with only __index__ or __float__ a
-         * TypeError, as in asyncio. */
-        PyObject *nowobj = PyFloat_FromDouble(now), *w;
+         * TypeError, as in asyncio; whatever it gives is call_at()'s. */
+        PyObject *nowobj = PyFloat_FromDouble(now), *w, *r;
         if (nowobj == NULL)
             return NULL;
         w = PyNumber_Add(nowobj, delay);
         Py_DECREF(nowobj);
         if (w == NULL)
             return NULL;
-        if (tl_timer_deadline(w, &when, &when_obj) < 0) {
-            Py_DECREF(w);
-            return NULL;
-        }
+        r = loop_schedule_timer(self, w, 0.0, NULL, args, nargs, kwnames);
         Py_DECREF(w);
+        return r;
     }
     return loop_schedule_timer(self, NULL, when, when_obj, args, nargs,
                                kwnames);
@@ -1201,12 +1233,6 @@ loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
         /* An int no C int holds: what select.epoll.register() says. */
         PyErr_SetString(PyExc_OverflowError,
                         "Python int too large to convert to C int");
-#if PY_VERSION_HEX >= 0x030D0000
-    else if (r > 0 && PyBool_Check(args[0])
-             && PyErr_WarnEx(PyExc_RuntimeWarning,
-                             "bool is used as a file descriptor", 1) < 0)
-        r = -1;
-#endif
     if (r <= 0 || loop_check_closed(self) < 0
         || tl_fd_add_handle(self, fd, writer, h, args[0]) < 0) {
         Py_DECREF(h);

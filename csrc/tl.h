@@ -219,6 +219,7 @@ typedef struct tl_fdwatch {
     PyObject *fileobj;   /* what the slot was registered with, when not an
                             int: see fdwatch.c */
     unsigned mask;       /* interest currently registered with the poller */
+    unsigned char boolfd; /* registered with True or False (see fdwatch.c) */
 } tl_fdwatch;
 
 typedef struct tl_loop {
@@ -347,7 +348,8 @@ void tl_handle_release(tl_handle *h);   /* drop callback, args */
 /* A deadline as call_at() gets it: *when is its value as a double (ints too
  * large for one saturate to +-inf), *obj NULL when it is an exact float and
  * otherwise a new reference to the object itself, which asyncio would keep
- * and do its timer arithmetic on.  -1 with TypeError for a non-number. */
+ * and do its timer arithmetic on.  -1 with an error for what has no value
+ * as a float. */
 int tl_timer_deadline(PyObject *o, double *when, PyObject **obj);
 PyObject *tl_format_callback_source(tl_state *st, PyObject *cb,
                                     PyObject *args, int debug);
