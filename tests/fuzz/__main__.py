@@ -76,9 +76,15 @@ def main(argv=None):
         module = families[name]
         batch_seed = seed + i
         count = [0]
+        # Near the end of the budget, a smaller batch that fits in it.
+        size = args.batch
+        done = sum(totals.values())
+        spent = time.monotonic() - start
+        if done and spent > 0:
+            size = max(5, min(size, int((seconds - spent) * done / spent)))
 
         @hseed(batch_seed)
-        @settings(max_examples=args.batch, deadline=None, database=None, derandomize=False,
+        @settings(max_examples=size, deadline=None, database=None, derandomize=False,
                   phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck),
                   print_blob=False)
         @given(module.programs())
