@@ -15,7 +15,9 @@ measured.
 
 The pytest arguments default to `tests -q -p no:cacheprovider`; the
 turboloop under test is whatever `import turboloop` finds (for example
-PYTHONPATH=python after `python3.14d setup.py build_ext --inplace`).
+PYTHONPATH=python after `python3.14d setup.py build_ext --inplace`).  The
+twins of the suite's tests that run on stock asyncio only (parameter
+`kind` or `pair` all asyncio) are left out: they measure asyncio.
 """
 
 import gc
@@ -66,6 +68,17 @@ class RefleakPlugin:
         self.rounds = rounds
         self.leaks = []
         self.checked = 0
+
+    def pytest_collection_modifyitems(self, config, items):
+        keep, drop = [], []
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            names = [params[k] for k in ("kind", "pair") if k in params]
+            flat = [getattr(n, "name", n) for n in names]
+            flat = [x for n in flat for x in (n if isinstance(n, tuple) else (n,))]
+            (drop if flat and all(x == "asyncio" for x in flat) else keep).append(item)
+        items[:] = keep
+        config.hook.pytest_deselected(items=drop)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem):
