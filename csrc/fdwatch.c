@@ -181,17 +181,27 @@ fdwatch_set(tl_loop *loop, int fd, int writer, PyObject *obj, tl_io_fn fn,
     tl_fdwatch *w = fd < loop->nfds ? &loop->fds[fd] : NULL;
     unsigned oldmask = w ? w->mask : 0;
     unsigned want = oldmask | (writer ? TL_POLL_WRITE : TL_POLL_READ);
-    int err;
-
     int isbool = oldmask ? w->boolfd
                          : (fileobj != NULL && PyBool_Check(fileobj));
+    int err;
 
     *old = NULL;
     *oldfn = NULL;
-    if (want != oldmask && fdwatch_warn_bool(isbool) < 0) {
-        if (oldmask != 0)
-            fdwatch_drop_slot(loop, fd);
-        return -1;
+    if (want != oldmask && isbool) {
+        if (fdwatch_warn_bool(isbool) < 0) {
+            if (oldmask != 0 && fd < loop->nfds)
+                fdwatch_drop_slot(loop, fd);
+            return -1;
+        }
+        /* The warning ran Python code (filters, showwarning), which may
+         * have closed the loop or changed the table: look again. */
+        if (loop->closed) {
+            PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+            return -1;
+        }
+        w = fd < loop->nfds ? &loop->fds[fd] : NULL;
+        oldmask = w ? w->mask : 0;
+        want = oldmask | (writer ? TL_POLL_WRITE : TL_POLL_READ);
     }
     err = tl_poller_modify(loop->poller, fd, oldmask, want);
     if (err != 0) {
@@ -237,9 +247,9 @@ static int
 fdwatch_take(tl_loop *loop, int fd, int writer, PyObject **old,
              tl_io_fn *oldfn)
 {
-    tl_fdwatch *w;
-    unsigned want;
+    unsigned bit = writer ? TL_POLL_WRITE : TL_POLL_READ, want;
     PyObject *fileobj = NULL;
+    tl_fdwatch *w;
     int err;
 
     *old = NULL;
@@ -249,6 +259,21 @@ fdwatch_take(tl_loop *loop, int fd, int writer, PyObject **old,
     w = &loop->fds[fd];
     if ((writer ? w->writer : w->reader) == NULL)
         return 0;
+    if (w->boolfd && (w->mask & bit)) {
+        if (fdwatch_warn_bool(1) < 0) {
+            /* As the selector: the registration is gone, the watcher not
+             * cancelled, the error raised. */
+            if (fd < loop->nfds)
+                fdwatch_drop_slot(loop, fd);
+            return -1;
+        }
+        /* The warning ran Python code (see fdwatch_set()): look again. */
+        if (fd >= loop->nfds)
+            return 0;
+        w = &loop->fds[fd];
+        if ((writer ? w->writer : w->reader) == NULL)
+            return 0;
+    }
     if (writer) {
         *old = w->writer;
         *oldfn = w->wfn;
@@ -263,11 +288,7 @@ fdwatch_take(tl_loop *loop, int fd, int writer, PyObject **old,
         w->rfn = NULL;
         w->rgen++;
     }
-    want = w->mask & ~(writer ? TL_POLL_WRITE : TL_POLL_READ);
-    if (want != w->mask && fdwatch_warn_bool(w->boolfd) < 0) {
-        fdwatch_drop_slot(loop, fd);
-        return -1;
-    }
+    want = w->mask & ~bit;
     /* After close() the poller is gone and the mask means nothing. */
     err = loop->poller ? tl_poller_modify(loop->poller, fd, w->mask, want) : 0;
     if (err != 0) {

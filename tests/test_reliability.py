@@ -530,3 +530,19 @@ def test_add_reader_bool_fd_warns_from_3_13(loop):
         a.close()
         b.close()
     loop.close()
+
+
+@pytest.mark.skipif(PY < (3, 13), reason="the bool fd warning is 3.13+")
+def test_warning_handler_closing_the_loop_during_add_reader(loop):
+    # The warning runs Python code in the middle of a registration: a
+    # handler that closes the loop must leave an error (asyncio's is a
+    # KeyError from its selector), not a crash.
+    def close_loop(*args, **kwargs):
+        loop.close()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = close_loop
+        with pytest.raises(Exception):
+            loop.add_reader(True, noop)
+    assert loop.is_closed()
