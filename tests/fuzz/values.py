@@ -72,7 +72,9 @@ class IntSub(int):
 #     the deadline itself.  Two timers with equal deadlines run in an order
 #     asyncio leaves undefined (its heapq is not stable), so a program uses
 #     each key at most once.  Deadlines computed from time() at the call
-#     are distinct anyway.
+#     are distinct, unless the delay is so large that time() + delay rounds
+#     the same for calls made microseconds apart (the spacing of doubles
+#     near 1e12 is 1.2e-4): those delays have a key too.
 
 INF = math.inf
 NAN = math.nan
@@ -88,8 +90,8 @@ DELAYS = [
     ("-1e300", _v(-1e300), "past", -1e300),
     ("-1e20", _v(-1e20), "past", -1e20),
     # due at once, relative to time()
-    ("-1e12", _v(-1e12), "past", None),
-    ("-9.3e9", _v(-9.3e9), "past", None),
+    ("-1e12", _v(-1e12), "past", "later -1e12"),
+    ("-9.3e9", _v(-9.3e9), "past", "later -9.3e9"),
     ("-1.0", _v(-1.0), "past", None),
     ("-0.001", _v(-0.001), "past", None),
     ("0", _v(0), "past", None),
@@ -98,7 +100,7 @@ DELAYS = [
     ("1e-9", _v(1e-9), "past", None),
     ("False", _v(False), "past", None),
     ("-5", _v(-5), "past", None),
-    ("-(2**62)", _v(-(2**62)), "past", None),
+    ("-(2**62)", _v(-(2**62)), "past", "later -(2**62)"),
     ("Fraction(-1, 2)", lambda b: Fraction(-1, 2), "past", None),
     ("IntSub(-2)", lambda b: IntSub(-2), "past", None),
     ("FloatSub(-0.25)", lambda b: FloatSub(-0.25), "past", None),
