@@ -17,6 +17,7 @@
  * the methods defined here.
  */
 #include "tl.h"
+#include "profile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -123,6 +124,8 @@ tl_loop_push(tl_loop *loop, int kind, PyObject *a, PyObject *b, PyObject *c)
         PyErr_NoMemory();
         return -1;
     }
+    if (loop->prof != NULL)
+        tl_prof_pushed(loop);
     if (loop->polling)
         loop_wake(loop);
     return 0;
@@ -158,8 +161,14 @@ tl_call_exception_handler(tl_state *st, PyObject *loop, PyObject *context)
     PyObject *r;
     if (context == NULL)
         return -1;
-    r = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler,
-                                  context);
+    if (st != NULL && st->str_call_exception_handler != NULL)
+        r = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler,
+                                      context);
+    else {
+        /* From a finalizer after the module is gone (shutdown). */
+        PyErr_Clear();
+        r = PyObject_CallMethod(loop, "call_exception_handler", "O", context);
+    }
     Py_DECREF(context);
     if (r == NULL)
         return -1;
@@ -239,6 +248,28 @@ loop_run_task_entry(tl_loop *self, tl_entry *e)
     return r;
 }
 
+/* Where a TL_EV_IO entry comes from, packed into its b: bit 0 the
+ * direction, then the slot's generation for that direction when the event
+ * was queued (32 bits), then the fd.  With 32-bit pointers there is no
+ * room for the generation, and the check below is by watcher alone. */
+#if UINTPTR_MAX > 0xFFFFFFFFu
+#  define LOOP_IO_GEN_BITS 32
+#else
+#  define LOOP_IO_GEN_BITS 0
+#endif
+
+static inline void *
+loop_io_where(int fd, int writer, unsigned gen)
+{
+    uintptr_t v = (uintptr_t)fd << (1 + LOOP_IO_GEN_BITS);
+#if LOOP_IO_GEN_BITS
+    v |= (uintptr_t)(uint32_t)gen << 1;
+#else
+    (void)gen;
+#endif
+    return (void *)(v | (uintptr_t)(writer != 0));
+}
+
 /* Whether the registration that queued a TL_EV_IO entry is still in
  * place.  A C watcher taken out of its slot (or taken out and put back)
  * since then misses the event, as a Handle cancelled by remove_reader()
@@ -247,13 +278,19 @@ static int
 loop_io_entry_live(tl_loop *self, tl_entry *e)
 {
     uintptr_t v = (uintptr_t)e->b;
-    size_t fd = v >> 1;
+    size_t fd = (size_t)(v >> (1 + LOOP_IO_GEN_BITS));
+    int writer = (int)(v & 1);
     tl_fdwatch *w;
     if (fd >= (size_t)self->nfds)
         return 0;
     w = &self->fds[fd];
-    return (v & 1) ? w->writer == e->a && w->wgen == e->tag
-                   : w->reader == e->a && w->rgen == e->tag;
+    if ((writer ? w->writer : w->reader) != e->a)
+        return 0;
+#if LOOP_IO_GEN_BITS
+    return (uint32_t)(v >> 1) == (uint32_t)(writer ? w->wgen : w->rgen);
+#else
+    return 1;
+#endif
 }
 
 /* Run one entry; the entry's references are released here.  Returns -1 only
@@ -295,6 +332,20 @@ loop_run_entry(tl_loop *self, tl_entry *e)
         Py_UNREACHABLE();
     }
     loop_release_entry(e);
+    return r;
+}
+
+static int loop_run_entry_debug(tl_loop *self, tl_entry *e);
+
+/* A profiled loop times each entry (profile.c). */
+static int
+loop_run_entry_profiled(tl_loop *self, tl_entry *e)
+{
+    tl_prof_span span;
+    int r;
+    tl_prof_entry_begin(self, e, &span);
+    r = self->debug ? loop_run_entry_debug(self, e) : loop_run_entry(self, e);
+    tl_prof_span_end(&span);
     return r;
 }
 
@@ -534,9 +585,8 @@ loop_queue_watcher(tl_loop *self, int fd, int writer, PyObject *obj,
                    tl_io_fn fn, unsigned gen)
 {
     if (fn != NULL) {
-        uintptr_t where = (uintptr_t)fd * 2 + (uintptr_t)writer;
-        if (tl_ring_push_tag(&self->ready, TL_EV_IO, gen, Py_NewRef(obj),
-                             (void *)where, (void *)fn) != 0) {
+        if (tl_ring_push(&self->ready, TL_EV_IO, Py_NewRef(obj),
+                         loop_io_where(fd, writer, gen), (void *)fn) != 0) {
             Py_DECREF(obj);
             PyErr_NoMemory();
             return -1;
@@ -610,6 +660,8 @@ loop_run_once(tl_loop *self)
     }
     now = loop_now_ns();
     self->poll_ns += now - t_poll;
+    if (self->prof != NULL)
+        tl_prof_polled(self, t_poll, now, timeout);
     if (n < 0) {
         if (n != -EINTR) {
             errno = -n;
@@ -644,8 +696,9 @@ loop_run_once(tl_loop *self)
         tl_entry e;
         if (!tl_ring_pop(&self->ready, &e))
             break;      /* close() from a callback emptied the ring */
-        if (self->debug ? loop_run_entry_debug(self, &e) < 0
-                        : loop_run_entry(self, &e) < 0)
+        if (self->prof != NULL ? loop_run_entry_profiled(self, &e) < 0
+            : self->debug ? loop_run_entry_debug(self, &e) < 0
+                          : loop_run_entry(self, &e) < 0)
             return -1;
     }
     self->run_ns += loop_now_ns() - now;
@@ -770,6 +823,7 @@ loop_traverse(tl_loop *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->task_factory);
+    Py_VISIT((PyObject *)self->prof);
     for (size_t i = 0; i < tl_ring_len(&self->ready); i++) {
         tl_entry *e = tl_ring_at(&self->ready, i);
         Py_VISIT((PyObject *)e->a);
@@ -794,6 +848,7 @@ static int
 loop_clear(tl_loop *self)
 {
     Py_CLEAR(self->task_factory);
+    tl_prof_detach(self);
     loop_release_all(self);
     return 0;
 }
@@ -1124,16 +1179,87 @@ loop_run(tl_loop *self, PyObject *Py_UNUSED(ignored))
     self->running = 1;
     self->thread_id = PyThread_get_thread_ident();
     Py_INCREF(self);        /* a callback may drop the last reference */
+    if (self->prof != NULL)
+        tl_prof_running(self, 1);
     for (;;) {
         r = loop_run_once(self);
         if (r < 0 || self->stopping)
             break;
     }
+    if (self->prof != NULL)
+        tl_prof_running(self, 0);
     self->stopping = 0;
     self->running = 0;
     self->thread_id = 0;
     Py_DECREF(self);
     if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* For Loop._run_profiled() in Python, which drives the iterations itself
+ * when a profiler is installed (see _loop.py): what _run() does on
+ * entry (running=True) and on exit (running=False). */
+static PyObject *
+loop_set_running(tl_loop *self, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+    if (on < 0)
+        return NULL;
+    if (on) {
+        if (loop_check_closed(self) < 0)
+            return NULL;
+        if (self->running) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "This event loop is already running");
+            return NULL;
+        }
+        self->running = 1;
+        self->thread_id = PyThread_get_thread_ident();
+        if (self->prof != NULL)
+            tl_prof_running(self, 1);
+    }
+    else if (self->running) {
+        if (self->prof != NULL)
+            tl_prof_running(self, 0);
+        self->stopping = 0;
+        self->running = 0;
+        self->thread_id = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Wait in poll until something is ready or the next timer is due, without
+ * taking the events: the poller is level-triggered, so the next
+ * _run_once() finds them with a poll that does not wait.  This way a
+ * profiler charges the wait to this call, as it charges asyncio's to
+ * epoll.poll(), instead of to the loop's own work. */
+static PyObject *
+loop_poll_wait(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    tl_poll_event ev;
+    int64_t timeout, t0;
+    int n;
+    if (loop_check_closed(self) < 0)
+        return NULL;
+    /* The timeout run_once() would use (a cancelled timer at the top only
+     * makes this return early: the next _run_once() drops it). */
+    if (loop_timeout(self, &timeout) < 0)
+        return NULL;
+    if (timeout == 0 || self->closed)
+        Py_RETURN_NONE;
+    t0 = loop_now_ns();
+    self->polling = 1;
+    Py_BEGIN_ALLOW_THREADS
+    n = tl_poller_wait(self->poller, &ev, 1, timeout);
+    Py_END_ALLOW_THREADS
+    self->polling = 0;
+    self->poll_ns += loop_now_ns() - t0;
+    if (n < 0 && n != -EINTR) {
+        errno = -n;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (n < 0 && PyErr_CheckSignals() < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -1177,6 +1303,7 @@ loop_close_core(tl_loop *self, PyObject *Py_UNUSED(ignored))
     if (self->closed)
         Py_RETURN_NONE;
     self->closed = 1;
+    tl_prof_detach(self);
     loop_release_all(self);
     loop_close_fds(self);
     Py_RETURN_NONE;
@@ -1366,7 +1493,7 @@ loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
             name = v;
         else if (PyUnicode_CompareWithASCIIString(k, "context") == 0)
             context = v;
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030E0000
         else if (PyUnicode_CompareWithASCIIString(k, "eager_start") == 0) {
             eager = PyObject_IsTrue(v);
             if (eager < 0)
@@ -1380,9 +1507,13 @@ loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
             return NULL;
         }
     }
-    if (self->task_factory == NULL)
-        return tl_task_create(self->st, coro, (PyObject *)self, name, context,
+    if (self->task_factory == NULL) {
+        task = tl_task_create(self->st, coro, (PyObject *)self, name, context,
                               eager);
+        if (task != NULL && self->prof != NULL)
+            tl_prof_task_created(self, task);   /* where it was created */
+        return task;
+    }
     /* Before 3.14 the factory is called without name= (the name is set
      * afterwards) and without context= unless one was given. */
     if (context == Py_None)
@@ -1543,6 +1674,9 @@ static PyMethodDef loop_methods[] = {
     {"_run", (PyCFunction)loop_run, METH_NOARGS,
      "Run iterations until stop() is called."},
     {"_run_once", (PyCFunction)loop_run_once_py, METH_NOARGS, NULL},
+    {"_poll_wait", (PyCFunction)loop_poll_wait, METH_NOARGS,
+     "Wait until something is ready or due (for profilers, see _loop.py)."},
+    {"_set_running", (PyCFunction)loop_set_running, METH_O, NULL},
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, NULL},
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},

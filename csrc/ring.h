@@ -2,20 +2,23 @@
  *
  * Plain C, no Python.h.  An entry is a kind tag and three pointers whose
  * meaning the kind defines (see loop.h); the ring neither owns nor inspects
- * them.  The loop records the length at the start of its run phase and pops
- * exactly that many, so entries pushed while callbacks run wait for the next
- * iteration, as in asyncio's _run_once.
+ * them.  It also carries a 32-bit stamp that it does not set: a profiled
+ * loop writes there when the entry was queued (see profile.c).  The loop
+ * records the length at the start of its run phase and pops exactly that
+ * many, so entries pushed while callbacks run wait for the next iteration,
+ * as in asyncio's _run_once.
  */
 #ifndef TL_RING_H
 #define TL_RING_H
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct tl_entry {
     int kind;
-    unsigned tag;     /* a small number for the kind's own use */
+    uint32_t stamp;   /* set by the loop's profiler only; fills padding */
     void *a, *b, *c;
 } tl_entry;
 
@@ -59,26 +62,18 @@ tl_ring_grow(tl_ring *r)
 
 /* Returns 0, or ENOMEM with the ring unchanged. */
 static inline int
-tl_ring_push_tag(tl_ring *r, int kind, unsigned tag, void *a, void *b,
-                 void *c)
+tl_ring_push(tl_ring *r, int kind, void *a, void *b, void *c)
 {
     tl_entry *e;
     if (r->len == r->cap && tl_ring_grow(r) != 0)
         return ENOMEM;
     e = &r->buf[(r->head + r->len) & (r->cap - 1)];
     e->kind = kind;
-    e->tag = tag;
     e->a = a;
     e->b = b;
     e->c = c;
     r->len++;
     return 0;
-}
-
-static inline int
-tl_ring_push(tl_ring *r, int kind, void *a, void *b, void *c)
-{
-    return tl_ring_push_tag(r, kind, 0, a, b, c);
 }
 
 /* Returns 0 when empty. */

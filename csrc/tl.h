@@ -181,6 +181,7 @@ typedef struct tl_state {
 
     unsigned long long task_name_counter;
     int format_source_has_debug;       /* 3.13+: debug= keyword */
+    PyTypeObject *ProfilerType;        /* profile.c */
 } tl_state;
 
 extern PyModuleDef tl_module_def;
@@ -188,7 +189,15 @@ extern PyModuleDef tl_module_def;
 static inline tl_state *
 tl_state_from_type(PyTypeObject *tp)
 {
-    PyObject *mod = PyType_GetModuleByDef(tp, &tl_module_def);
+    PyObject *mod;
+    /* At interpreter shutdown the collector may clear a heap type (its MRO
+     * and module) before the last of its instances is destroyed. */
+    if (tp->tp_mro == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "turboloop's module is already finalized");
+        return NULL;
+    }
+    mod = PyType_GetModuleByDef(tp, &tl_module_def);
     return mod ? (tl_state *)PyModule_GetState(mod) : NULL;
 }
 
@@ -203,10 +212,10 @@ enum {
     TL_EV_CALLBACK,      /* a: callable, b: its single argument, c: Context */
     TL_EV_TASK_STEP,     /* a: Task, b: exception to throw in, or NULL */
     TL_EV_TASK_WAKEUP,   /* a: Task, b: the future it waited for */
-    TL_EV_IO,            /* a: object watching an fd, b: the fd times two,
-                            plus one for writing (not a reference), c: its
-                            tl_io_fn (not a reference), tag: the slot's
-                            generation for that direction when queued */
+    TL_EV_IO,            /* a: object watching an fd, b: the fd, the
+                            direction and the slot's generation, packed
+                            (not a reference; see loop_io_where()), c: its
+                            tl_io_fn (not a reference) */
 };
 
 /* A C-level fd watcher (a transport): called from the ready queue when the
@@ -255,6 +264,8 @@ typedef struct tl_loop {
     long long poll_ns;
     long long run_ns;
     char *rbuf;                   /* transports' receive buffer */
+    struct tl_prof *prof;         /* the attached profiler (profile.c) or NULL;
+                                     a strong reference */
 } tl_loop;
 
 /* Size of tl_loop.rbuf: what one recv() of a stream transport may return. */

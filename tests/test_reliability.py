@@ -546,3 +546,25 @@ def test_warning_handler_closing_the_loop_during_add_reader(loop):
         with pytest.raises(Exception):
             loop.add_reader(True, noop)
     assert loop.is_closed()
+
+
+def test_profiled_loop_with_deadlines_at_the_ends_of_the_range(kind):
+    # The profiler's timer lateness is worked out from the deadline: a
+    # deadline of -inf or -1e300 must saturate, not wrap.
+    if not kind.is_turboloop:
+        pytest.skip("the profiler is turboloop's")
+    loop = kind.new_loop()
+    try:
+        loop.set_profiling(True)
+        fired = []
+        for when in (-math.inf, -1e300, math.nan):
+            loop.call_at(when, fired.append, when)
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        loop.set_profiling(False)
+        late = loop.get_profile().timer_lateness
+        assert len(fired) == 3
+        assert late.count == 3
+        assert late.max >= late.p50 >= 0
+    finally:
+        loop.close()
