@@ -3,8 +3,9 @@
  * They behave like asyncio.Handle and asyncio.TimerHandle: cancel(),
  * cancelled(), when(), get_context(), _run(), comparisons of TimerHandles by
  * deadline, and asyncio's reprs.  A TimerHandle shares the Handle layout; its
- * deadline is the float the user asked for, while the loop orders its heap
- * by the matching nanosecond deadline.
+ * deadline is what the user asked for (when() returns that very object, as
+ * asyncio's does), while the loop orders its heap by the matching
+ * nanosecond deadline.
  */
 #include "tl.h"
 
@@ -20,6 +21,7 @@ handle_traverse(tl_handle *h, visitproc visit, void *arg)
     Py_VISIT(h->loop);
     Py_VISIT(h->source_traceback);
     Py_VISIT(h->repr);
+    Py_VISIT(h->when_obj);
     return 0;
 }
 
@@ -32,6 +34,7 @@ handle_clear(tl_handle *h)
     Py_CLEAR(h->loop);
     Py_CLEAR(h->source_traceback);
     Py_CLEAR(h->repr);
+    Py_CLEAR(h->when_obj);
     return 0;
 }
 
@@ -84,6 +87,7 @@ tl_handle_new(tl_state *st, PyTypeObject *tp, PyObject *callback,
     h->repr = NULL;
     h->weakreflist = NULL;
     h->when = when;
+    h->when_obj = NULL;
     h->cancelled = 0;
     h->scheduled = 0;
     if (context == NULL || context == Py_None) {
@@ -149,6 +153,7 @@ handle_new_py(PyTypeObject *tp, PyObject *args, PyObject *kwds,
     static char *kwlist_t[] = {"when", "callback", "args", "loop", "context",
                                NULL};
     PyObject *callback, *cargs, *loop, *context = Py_None, *whenobj = NULL;
+    PyObject *when_obj = NULL;
     double when = 0.0;
     tl_state *st = tl_state_from_type(tp);
     tl_handle *h;
@@ -159,13 +164,13 @@ handle_new_py(PyTypeObject *tp, PyObject *args, PyObject *kwds,
                                          kwlist_t, &whenobj, &callback, &cargs,
                                          &loop, &context))
             return NULL;
-        if (whenobj == Py_None) {
-            PyErr_SetString(PyExc_TypeError, "when cannot be None");
-            return NULL;
+        /* asyncio's TimerHandle keeps any object; only a loop's call_at()
+         * insists on a number. */
+        if (tl_timer_deadline(whenobj, &when, &when_obj) < 0) {
+            PyErr_Clear();
+            when = Py_NAN;
+            when_obj = Py_NewRef(whenobj);
         }
-        when = PyFloat_AsDouble(whenobj);
-        if (when == -1.0 && PyErr_Occurred())
-            return NULL;
     }
     else if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O:Handle",
                                           kwlist_h, &callback, &cargs, &loop,
@@ -175,11 +180,17 @@ handle_new_py(PyTypeObject *tp, PyObject *args, PyObject *kwds,
         cargs = PyTuple_New(0);
     else
         cargs = PySequence_Tuple(cargs);
-    if (cargs == NULL)
+    if (cargs == NULL) {
+        Py_XDECREF(when_obj);
         return NULL;
+    }
     h = (tl_handle *)tl_handle_new(st, tp, callback, cargs, loop, context,
                                    when);
     Py_DECREF(cargs);
+    if (h == NULL)
+        Py_XDECREF(when_obj);
+    else
+        h->when_obj = when_obj;
     return (PyObject *)h;
 }
 
@@ -268,10 +279,19 @@ handle_get_context(tl_handle *h, PyObject *Py_UNUSED(ignored))
     return Py_NewRef(h->context ? h->context : Py_None);
 }
 
+/* The deadline as asyncio's TimerHandle keeps it: the object given. */
+static PyObject *
+handle_when_object(tl_handle *h)
+{
+    if (h->when_obj != NULL)
+        return Py_NewRef(h->when_obj);
+    return PyFloat_FromDouble(h->when);
+}
+
 static PyObject *
 handle_when(tl_handle *h, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(h->when);
+    return handle_when_object(h);
 }
 
 static PyObject *
@@ -309,7 +329,7 @@ handle_repr_info(tl_handle *h)
     info = PyList_New(0);
     if (info == NULL)
         return NULL;
-    s = PyUnicode_FromString(_PyType_Name(Py_TYPE(h)));
+    s = PyType_GetName(Py_TYPE(h));
     if (s == NULL || PyList_Append(info, s) < 0)
         goto error;
     Py_DECREF(s);
@@ -320,11 +340,16 @@ handle_repr_info(tl_handle *h)
         Py_DECREF(s);
     }
     if (PyObject_TypeCheck(h, st->TimerHandleType)) {
-        PyObject *w = PyFloat_FromDouble(h->when);
+        /* f'when={self._when}', that is format(when, ''). */
+        PyObject *w = handle_when_object(h), *f;
         if (w == NULL)
             goto error_nos;
-        s = PyUnicode_FromFormat("when=%R", w);
+        f = PyObject_Format(w, NULL);
         Py_DECREF(w);
+        if (f == NULL)
+            goto error_nos;
+        s = PyUnicode_FromFormat("when=%U", f);
+        Py_DECREF(f);
         if (s == NULL || PyList_Insert(info, h->cancelled ? 2 : 1, s) < 0)
             goto error;
         Py_DECREF(s);
@@ -414,7 +439,7 @@ handle_get_scheduled(tl_handle *h, void *Py_UNUSED(c))
 static PyObject *
 handle_get_when_attr(tl_handle *h, void *Py_UNUSED(c))
 {
-    return PyFloat_FromDouble(h->when);
+    return handle_when_object(h);
 }
 
 static PyObject *
@@ -434,50 +459,136 @@ handle_set_source_traceback(tl_handle *h, PyObject *v, void *Py_UNUSED(c))
     return 0;
 }
 
+/* x == y as the == operator has it (no identity shortcut: a NaN deadline
+ * is not equal to itself); -1 on error. */
+static int
+handle_equal(PyObject *x, PyObject *y)
+{
+    return tl_truth_steal(PyObject_RichCompare(x, y, Py_EQ));
+}
+
+/* asyncio's TimerHandle.__eq__ for two TimerHandles; -1 on error. */
+static int
+timerhandle_eq(tl_handle *a, tl_handle *b)
+{
+    PyObject *x, *y;
+    int eq;
+    if (a->when_obj == NULL && b->when_obj == NULL)
+        eq = a->when == b->when;
+    else {
+        x = handle_when_object(a);
+        y = x ? handle_when_object(b) : NULL;
+        eq = y ? handle_equal(x, y) : -1;
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+    }
+    if (eq <= 0)
+        return eq;
+    eq = handle_equal(a->callback ? a->callback : Py_None,
+                      b->callback ? b->callback : Py_None);
+    if (eq <= 0)
+        return eq;
+    eq = handle_equal(a->args ? a->args : Py_None,
+                      b->args ? b->args : Py_None);
+    if (eq <= 0)
+        return eq;
+    return a->cancelled == b->cancelled;
+}
+
+/* Deadlines compare as asyncio's do: `self._when < other._when`, whose
+ * result is returned as it is; <= and >= are "< or ==" and "> or ==". */
 static PyObject *
 timerhandle_richcompare(tl_handle *a, PyObject *bo, int op)
 {
     tl_handle *b;
+    PyObject *r, *x, *y;
+    int strict, eq;
     if (!PyObject_TypeCheck(bo, Py_TYPE(a)) && !PyObject_TypeCheck((PyObject *)a, Py_TYPE(bo)))
         Py_RETURN_NOTIMPLEMENTED;
     b = (tl_handle *)bo;
-    if (op == Py_LT)
-        return PyBool_FromLong(a->when < b->when);
-    if (op == Py_GT)
-        return PyBool_FromLong(a->when > b->when);
-    if ((op == Py_LE && a->when < b->when) || (op == Py_GE && a->when > b->when))
-        Py_RETURN_TRUE;
-    {
-        /* Equality, and the equal half of <= and >=. */
-        int eq = 0;
-        if (a->when == b->when && a->cancelled == b->cancelled) {
-            PyObject *x = a->callback ? a->callback : Py_None;
-            PyObject *y = b->callback ? b->callback : Py_None;
-            eq = PyObject_RichCompareBool(x, y, Py_EQ);
-            if (eq > 0) {
-                x = a->args ? a->args : Py_None;
-                y = b->args ? b->args : Py_None;
-                eq = PyObject_RichCompareBool(x, y, Py_EQ);
-            }
-            if (eq < 0)
-                return NULL;
-        }
-        if (op == Py_NE)
-            eq = !eq;
-        return PyBool_FromLong(eq);
+    if (op == Py_EQ || op == Py_NE) {
+        eq = timerhandle_eq(a, b);
+        if (eq < 0)
+            return NULL;
+        return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+    }
+    strict = (op == Py_LT || op == Py_LE) ? Py_LT : Py_GT;
+    if (a->when_obj == NULL && b->when_obj == NULL)
+        r = PyBool_FromLong(strict == Py_LT ? a->when < b->when
+                                            : a->when > b->when);
+    else {
+        x = handle_when_object(a);
+        y = x ? handle_when_object(b) : NULL;
+        r = y ? PyObject_RichCompare(x, y, strict) : NULL;
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+    }
+    if (r == NULL || op == strict)
+        return r;
+    switch (PyObject_IsTrue(r)) {
+    case 1:
+        return r;
+    case 0:
+        Py_DECREF(r);
+        eq = timerhandle_eq(a, b);
+        return eq < 0 ? NULL : PyBool_FromLong(eq);
+    default:
+        Py_DECREF(r);
+        return NULL;
     }
 }
 
 static Py_hash_t
 timerhandle_hash(tl_handle *h)
 {
-    PyObject *w = PyFloat_FromDouble(h->when);
+    PyObject *w = handle_when_object(h);
     Py_hash_t r;
     if (w == NULL)
         return -1;
     r = PyObject_Hash(w);
     Py_DECREF(w);
     return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Deadlines                                                           */
+/* ------------------------------------------------------------------ */
+
+int
+tl_timer_deadline(PyObject *o, double *when, PyObject **obj)
+{
+    *obj = NULL;
+    if (PyFloat_CheckExact(o)) {
+        *when = PyFloat_AS_DOUBLE(o);
+        return 0;
+    }
+    if (PyLong_Check(o)) {
+        /* asyncio accepts any int (10**400 too) and does its arithmetic on
+         * it when the timer is next; for ordering, one too large for a
+         * double is as far as a double goes. */
+        *when = PyLong_AsDouble(o);
+        if (*when == -1.0 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                return -1;
+            int overflow;
+            PyErr_Clear();
+            (void)PyLong_AsLongLongAndOverflow(o, &overflow);
+            *when = overflow < 0 ? -Py_HUGE_VAL : Py_HUGE_VAL;
+        }
+    }
+    else if (PyFloat_Check(o))
+        *when = PyFloat_AS_DOUBLE(o);
+    else {
+        /* A Fraction, a Decimal, anything else.  asyncio keeps it too, and
+         * what its own arithmetic on it raises (Decimal - float is a
+         * TypeError) the loop raises at the same point; see
+         * loop_timeout_slow() and loop_schedule_timer(). */
+        *when = PyFloat_AsDouble(o);
+        if (*when == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    *obj = Py_NewRef(o);
+    return 0;
 }
 
 static PyMethodDef handle_methods[] = {

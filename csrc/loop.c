@@ -45,16 +45,25 @@ loop_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Deadlines are the user's float seconds; the heap orders the nearest
- * nanosecond so that equal floats compare equal and fire FIFO. */
-static inline int64_t
-loop_when_to_ns(double when)
+/* Seconds on the loop's clock, as loop.time() gives them. */
+static inline double
+loop_now_s(void)
 {
-    if (isnan(when) || when >= 9.2e9)
-        return INT64_MAX;
-    if (when <= -9.2e9)
-        return -INT64_MAX;
-    return (int64_t)llround(when * 1e9);
+    return (double)loop_now_ns() / 1e9;
+}
+
+/* Deadlines are kept as the doubles asyncio compares (time() + delay), so
+ * the heap orders them as asyncio's heap does, to the last bit and at both
+ * ends of the range (-inf, -1e300, -1e12 keep their order).  The only key
+ * that is not the deadline itself is NaN's: -inf, since asyncio runs a NaN
+ * deadline as soon as it reaches the head of its heap.  No deadline is ever
+ * converted to an integer; the poll timeout is computed in seconds and
+ * bounded by 0 and MAXIMUM_SELECT_TIMEOUT before it becomes nanoseconds
+ * (see loop_timeout()), so no value can wrap. */
+static inline double
+loop_when_key(double when)
+{
+    return isnan(when) ? -Py_HUGE_VAL : when;
 }
 
 /* ------------------------------------------------------------------ */
@@ -171,9 +180,10 @@ static void
 loop_release_entry(tl_entry *e)
 {
     Py_XDECREF((PyObject *)e->a);
-    Py_XDECREF((PyObject *)e->b);
-    if (e->kind != TL_EV_IO)
+    if (e->kind != TL_EV_IO) {      /* there b and c are not objects */
+        Py_XDECREF((PyObject *)e->b);
         Py_XDECREF((PyObject *)e->c);
+    }
 }
 
 /* A callback raised.  KeyboardInterrupt and SystemExit leave the loop, as in
@@ -238,6 +248,51 @@ loop_run_task_entry(tl_loop *self, tl_entry *e)
     return r;
 }
 
+/* Where a TL_EV_IO entry comes from, packed into its b: bit 0 the
+ * direction, then the slot's generation for that direction when the event
+ * was queued (32 bits), then the fd.  With 32-bit pointers there is no
+ * room for the generation, and the check below is by watcher alone. */
+#if UINTPTR_MAX > 0xFFFFFFFFu
+#  define LOOP_IO_GEN_BITS 32
+#else
+#  define LOOP_IO_GEN_BITS 0
+#endif
+
+static inline void *
+loop_io_where(int fd, int writer, unsigned gen)
+{
+    uintptr_t v = (uintptr_t)fd << (1 + LOOP_IO_GEN_BITS);
+#if LOOP_IO_GEN_BITS
+    v |= (uintptr_t)(uint32_t)gen << 1;
+#else
+    (void)gen;
+#endif
+    return (void *)(v | (uintptr_t)(writer != 0));
+}
+
+/* Whether the registration that queued a TL_EV_IO entry is still in
+ * place.  A C watcher taken out of its slot (or taken out and put back)
+ * since then misses the event, as a Handle cancelled by remove_reader()
+ * does in asyncio even when add_reader() has put a new one in. */
+static int
+loop_io_entry_live(tl_loop *self, tl_entry *e)
+{
+    uintptr_t v = (uintptr_t)e->b;
+    size_t fd = (size_t)(v >> (1 + LOOP_IO_GEN_BITS));
+    int writer = (int)(v & 1);
+    tl_fdwatch *w;
+    if (fd >= (size_t)self->nfds)
+        return 0;
+    w = &self->fds[fd];
+    if ((writer ? w->writer : w->reader) != e->a)
+        return 0;
+#if LOOP_IO_GEN_BITS
+    return (uint32_t)(v >> 1) == (uint32_t)(writer ? w->wgen : w->rgen);
+#else
+    return 1;
+#endif
+}
+
 /* Run one entry; the entry's references are released here.  Returns -1 only
  * when an exception must leave the loop. */
 static int
@@ -269,7 +324,8 @@ loop_run_entry(tl_loop *self, tl_entry *e)
             r = loop_report_error(self, NULL, (PyObject *)e->a, NULL);
         break;
     case TL_EV_IO:
-        if (((tl_io_fn)e->c)((PyObject *)e->a) < 0)
+        if (loop_io_entry_live(self, e)
+            && ((tl_io_fn)e->c)((PyObject *)e->a) < 0)
             r = loop_report_error(self, NULL, (PyObject *)e->a, NULL);
         break;
     default:
@@ -360,6 +416,153 @@ loop_prune_timers(tl_loop *self)
     }
 }
 
+/* A deadline that is not a plain float (an int, a Fraction, a Decimal...)
+ * or is NaN: the loop does asyncio's own arithmetic on it when it is at the
+ * head of the heap, so that it raises what asyncio's _run_once raises. */
+static inline int
+loop_timer_is_slow(const tl_handle *h)
+{
+    return h->when_obj != NULL || isnan(h->when);
+}
+
+/* asyncio's MAXIMUM_SELECT_TIMEOUT, seconds: the longest one poll sleeps. */
+#define LOOP_MAX_TIMEOUT_S (24.0 * 3600.0)
+
+/* The poll timeout for a slow head timer h, as asyncio computes it:
+ * `h._when - self.time()`, bounded by 0 and MAXIMUM_SELECT_TIMEOUT (3.11
+ * and 3.12 with min(max(0, t), MAX), which turns NaN into 0; 3.13+ with
+ * comparisons that let NaN through to the selector, whose math.ceil()
+ * raises ValueError).  Runs Python code. */
+static int
+loop_timeout_slow(tl_handle *h, int64_t *timeout)
+{
+    PyObject *when, *now, *delta;
+    double t;
+    when = h->when_obj ? Py_NewRef(h->when_obj) : PyFloat_FromDouble(h->when);
+    if (when == NULL)
+        return -1;
+    now = PyFloat_FromDouble(loop_now_s());
+    if (now == NULL) {
+        Py_DECREF(when);
+        return -1;
+    }
+    delta = PyNumber_Subtract(when, now);
+    Py_DECREF(when);
+    Py_DECREF(now);
+    if (delta == NULL)
+        return -1;
+    t = PyFloat_AsDouble(delta);
+    Py_DECREF(delta);
+    if (t == -1.0 && PyErr_Occurred())
+        return -1;
+#if PY_VERSION_HEX < 0x030D0000
+    if (!(t > 0))
+        t = 0;
+    if (LOOP_MAX_TIMEOUT_S < t)
+        t = LOOP_MAX_TIMEOUT_S;
+#else
+    if (t > LOOP_MAX_TIMEOUT_S)
+        t = LOOP_MAX_TIMEOUT_S;
+    else if (t < 0)
+        t = 0;
+    if (isnan(t)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "cannot convert float NaN to integer");
+        return -1;
+    }
+#endif
+    *timeout = (int64_t)ceil(t * 1e9);
+    return 0;
+}
+
+/* Whether a slow head timer h is due: asyncio's `not h._when >= end_time`,
+ * end_time being now plus the clock's resolution.  1, 0, or -1 on error;
+ * runs Python code. */
+static int
+loop_timer_due_slow(tl_handle *h, double now)
+{
+    PyObject *when, *end;
+    int ge;
+    when = h->when_obj ? Py_NewRef(h->when_obj) : PyFloat_FromDouble(h->when);
+    if (when == NULL)
+        return -1;
+    end = PyFloat_FromDouble(now + 1e-9);
+    if (end == NULL) {
+        Py_DECREF(when);
+        return -1;
+    }
+    ge = PyObject_RichCompareBool(when, end, Py_GE);
+    Py_DECREF(when);
+    Py_DECREF(end);
+    return ge < 0 ? -1 : !ge;
+}
+
+/* The poll timeout in nanoseconds: 0 when something is ready or the loop is
+ * stopping, -1 (forever) without timers, else until the nearest deadline.
+ * May run Python code (slow deadlines); the caller checks the loop again. */
+static int
+loop_timeout(tl_loop *self, int64_t *timeout)
+{
+    const tl_timer *top = tl_timerheap_peek(&self->timers);
+    double t;
+    if (tl_ring_len(&self->ready) > 0 || self->stopping)
+        *timeout = 0;
+    else if (top == NULL)
+        *timeout = -1;
+    else if (loop_timer_is_slow(top->data))
+        return loop_timeout_slow(top->data, timeout);
+    else {
+        /* Bounded in seconds first: inf and 1e300 become a day. */
+        t = top->when - loop_now_s();
+        if (!(t > 0))
+            *timeout = 0;
+        else if (t > LOOP_MAX_TIMEOUT_S)
+            *timeout = (int64_t)(LOOP_MAX_TIMEOUT_S * 1e9);
+        else
+            *timeout = (int64_t)ceil(t * 1e9);
+    }
+    return 0;
+}
+
+/* Move the due timers to the ready queue, in (deadline, insertion) order. */
+static int
+loop_queue_due_timers(tl_loop *self, double now)
+{
+    for (;;) {
+        const tl_timer *top = tl_timerheap_peek(&self->timers);
+        tl_handle *h;
+        tl_timer t;
+        if (top == NULL)
+            break;
+        h = top->data;
+        if (!h->cancelled && loop_timer_is_slow(h)) {
+            int due = loop_timer_due_slow(h, now);
+            if (due < 0)
+                return -1;
+            if (!due || self->closed)
+                break;
+            /* The comparison ran Python code, which may have changed the
+             * heap: start over unless h is still its head. */
+            top = tl_timerheap_peek(&self->timers);
+            if (top == NULL || top->data != h)
+                continue;
+        }
+        else if (top->when > now)
+            break;
+        tl_timerheap_pop(&self->timers, &t);
+        h->scheduled = 0;
+        if (h->cancelled) {
+            self->timer_cancelled--;
+            Py_DECREF(h);
+            continue;
+        }
+        /* The heap's reference moves to the ring. */
+        if (tl_loop_push(self, TL_EV_HANDLE, (PyObject *)h, NULL, NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* One iteration                                                       */
 /* ------------------------------------------------------------------ */
@@ -378,11 +581,12 @@ loop_drain_wakeup(tl_loop *self)
 /* Queue what watches one side of an fd: its Handle, unless cancelled, or
  * its C watcher. */
 static int
-loop_queue_watcher(tl_loop *self, PyObject *obj, tl_io_fn fn)
+loop_queue_watcher(tl_loop *self, int fd, int writer, PyObject *obj,
+                   tl_io_fn fn, unsigned gen)
 {
     if (fn != NULL) {
-        if (tl_ring_push(&self->ready, TL_EV_IO, Py_NewRef(obj), NULL,
-                         (void *)fn) != 0) {
+        if (tl_ring_push(&self->ready, TL_EV_IO, Py_NewRef(obj),
+                         loop_io_where(fd, writer, gen), (void *)fn) != 0) {
             Py_DECREF(obj);
             PyErr_NoMemory();
             return -1;
@@ -409,10 +613,12 @@ loop_dispatch_io(tl_loop *self, tl_poll_event *evs, int n)
         /* Queueing runs no Python code, so w stays valid. */
         w = &self->fds[fd];
         if ((evs[i].mask & TL_POLL_READ) && w->reader != NULL
-            && loop_queue_watcher(self, w->reader, w->rfn) < 0)
+            && loop_queue_watcher(self, fd, 0, w->reader, w->rfn,
+                                  w->rgen) < 0)
             return -1;
         if ((evs[i].mask & TL_POLL_WRITE) && w->writer != NULL
-            && loop_queue_watcher(self, w->writer, w->wfn) < 0)
+            && loop_queue_watcher(self, fd, 1, w->writer, w->wfn,
+                                  w->wgen) < 0)
             return -1;
     }
     return 0;
@@ -423,24 +629,20 @@ loop_run_once(tl_loop *self)
 {
     tl_poll_event evs[LOOP_MAX_EVENTS];
     int64_t timeout, now, t_poll;
-    const tl_timer *top;
     size_t ntodo;
     int n;
 
     /* 1. Cancelled timers at the head would only shorten the timeout. */
     loop_prune_timers(self);
 
-    /* 2. The timeout. */
-    top = tl_timerheap_peek(&self->timers);
-    if (tl_ring_len(&self->ready) > 0 || self->stopping)
+    /* 2. The timeout.  A deadline that is not a float makes this run
+     * Python code, which may close the loop or queue callbacks. */
+    if (loop_timeout(self, &timeout) < 0)
+        return -1;
+    if (self->closed)
+        return 0;
+    if (timeout != 0 && (tl_ring_len(&self->ready) > 0 || self->stopping))
         timeout = 0;
-    else if (top != NULL) {
-        timeout = top->when - loop_now_ns();
-        if (timeout < 0)
-            timeout = 0;
-    }
-    else
-        timeout = -1;
 
     /* 3. Poll.  With a zero timeout the call cannot block, so the GIL stays
      * with us; otherwise other threads may run and push work, and they kick
@@ -480,23 +682,10 @@ loop_run_once(tl_loop *self)
         return -1;
 
     /* 5. Due timers, in (deadline, insertion) order. */
-    for (;;) {
-        tl_timer t;
-        top = tl_timerheap_peek(&self->timers);
-        if (top == NULL || top->when > now)
-            break;
-        tl_timerheap_pop(&self->timers, &t);
-        ((tl_handle *)t.data)->scheduled = 0;
-        if (((tl_handle *)t.data)->cancelled) {
-            self->timer_cancelled--;
-            Py_DECREF((PyObject *)t.data);
-            continue;
-        }
-        /* The heap's reference moves to the ring. */
-        if (tl_loop_push(self, TL_EV_HANDLE, (PyObject *)t.data, NULL,
-                         NULL) < 0)
-            return -1;
-    }
+    if (loop_queue_due_timers(self, (double)now / 1e9) < 0)
+        return -1;
+    if (self->closed)
+        return 0;
 
     /* 6. Run what is ready now; what these callbacks schedule waits for the
      * next iteration. */
@@ -624,6 +813,7 @@ loop_release_all(tl_loop *self)
     for (int i = 0; i < nfds; i++) {
         Py_XDECREF(fds[i].reader);
         Py_XDECREF(fds[i].writer);
+        Py_XDECREF(fds[i].fileobj);
     }
     free(fds);
 }
@@ -637,15 +827,17 @@ loop_traverse(tl_loop *self, visitproc visit, void *arg)
     for (size_t i = 0; i < tl_ring_len(&self->ready); i++) {
         tl_entry *e = tl_ring_at(&self->ready, i);
         Py_VISIT((PyObject *)e->a);
-        Py_VISIT((PyObject *)e->b);
-        if (e->kind != TL_EV_IO)        /* there c is a C function */
+        if (e->kind != TL_EV_IO) {      /* there b and c are not objects */
+            Py_VISIT((PyObject *)e->b);
             Py_VISIT((PyObject *)e->c);
+        }
     }
     for (size_t i = 0; i < tl_timerheap_len(&self->timers); i++)
         Py_VISIT((PyObject *)self->timers.items[i].data);
     for (int i = 0; i < self->nfds; i++) {
         Py_VISIT(self->fds[i].reader);
         Py_VISIT(self->fds[i].writer);
+        Py_VISIT(self->fds[i].fileobj);
     }
     /* The instance dict of Python subclasses is visited by the subclass's
      * own traverse (subtype_traverse). */
@@ -804,32 +996,81 @@ loop_call_soon_threadsafe(tl_loop *self, PyObject *const *args, size_t nargsf,
                                PyVectorcall_NARGS(nargsf), kwnames, 1);
 }
 
+/* asyncio's heappush() compares a new deadline with its parent's in the
+ * heap: a deadline that cannot be ordered against it (an object with only
+ * __index__ or __float__, a str) raises the TypeError of that comparison.
+ * (asyncio pushes the handle first and leaves it in its heap, where every
+ * later heap operation meets it; here it is refused and gone.  With an
+ * empty heap asyncio makes no comparison and fails at the next iteration
+ * instead; here the comparison is made with 0.0.)  Only deadlines that are
+ * neither ints nor floats get here, so this is never the common path. */
+static int
+loop_check_orderable(tl_loop *self, PyObject *when)
+{
+    size_t n = tl_timerheap_len(&self->timers);
+    PyObject *other, *lt;
+    tl_handle *parent;
+    if (PyLong_Check(when) || PyFloat_Check(when))
+        return 0;
+    if (n == 0)
+        other = PyFloat_FromDouble(0.0);
+    else {
+        parent = self->timers.items[(n - 1) / 2].data;
+        other = parent->when_obj ? Py_NewRef(parent->when_obj)
+                                 : PyFloat_FromDouble(parent->when);
+    }
+    if (other == NULL)
+        return -1;
+    lt = PyObject_RichCompare(when, other, Py_LT);
+    Py_DECREF(other);
+    if (lt == NULL)
+        return -1;
+    Py_DECREF(lt);
+    return 0;
+}
+
+/* Schedule a TimerHandle at `when` (when_obj: see tl_timer_deadline();
+ * stolen), or, when whenarg is not NULL, at the deadline it converts to.
+ * The checks come in asyncio's order: arguments, closed loop, debug-mode
+ * checks, then the deadline itself. */
 static PyObject *
-loop_schedule_timer(tl_loop *self, const char *fname, double when,
-                    PyObject *const *args, Py_ssize_t nargs,
-                    PyObject *kwnames)
+loop_schedule_timer(tl_loop *self, PyObject *whenarg, double when,
+                    PyObject *when_obj, PyObject *const *args,
+                    Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *callback, *cargs, *context, *h;
-    if (loop_parse_callback(self, fname, args, nargs, kwnames, 1, &callback,
-                            &cargs, &context) < 0)
-        return NULL;
+    if (loop_parse_callback(self, "call_at", args, nargs, kwnames, 1,
+                            &callback, &cargs, &context) < 0)
+        goto fail;
     if (loop_check_closed(self) < 0) {
         Py_DECREF(cargs);
-        return NULL;
+        goto fail;
     }
     if (self->debug) {
         if (tl_loop_check_thread(self) < 0
-            || loop_check_callback(self, callback, fname) < 0) {
+            || loop_check_callback(self, callback, "call_at") < 0) {
             Py_DECREF(cargs);
-            return NULL;
+            goto fail;
         }
+    }
+    if (whenarg != NULL
+        && (loop_check_orderable(self, whenarg) < 0
+            || tl_timer_deadline(whenarg, &when, &when_obj) < 0)) {
+        Py_DECREF(cargs);
+        return NULL;
     }
     h = tl_handle_new(self->st, self->st->TimerHandleType, callback, cargs,
                       (PyObject *)self, context, when);
     Py_DECREF(cargs);
     if (h == NULL)
+        goto fail;
+    ((tl_handle *)h)->when_obj = when_obj;
+    /* Creating the handle can run Python code (debug tracebacks). */
+    if (loop_check_closed(self) < 0) {
+        Py_DECREF(h);
         return NULL;
-    if (tl_timerheap_push(&self->timers, loop_when_to_ns(when),
+    }
+    if (tl_timerheap_push(&self->timers, loop_when_key(when),
                           self->timer_seq++, h) != 0) {
         Py_DECREF(h);
         return PyErr_NoMemory();
@@ -837,26 +1078,9 @@ loop_schedule_timer(tl_loop *self, const char *fname, double when,
     Py_INCREF(h);                   /* one for the heap, one returned */
     ((tl_handle *)h)->scheduled = 1;
     return h;
-}
-
-static int
-loop_as_double(PyObject *o, const char *what, double *out)
-{
-    if (o == Py_None) {
-        PyErr_Format(PyExc_TypeError, "%s cannot be None", what);
-        return -1;
-    }
-    /* An int converts without the float object PyFloat_AsDouble() makes
-     * through __float__; the value (and the overflow) are the same. */
-    if (PyFloat_CheckExact(o))
-        *out = PyFloat_AS_DOUBLE(o);
-    else if (PyLong_CheckExact(o))
-        *out = PyLong_AsDouble(o);
-    else
-        *out = PyFloat_AsDouble(o);
-    if (*out == -1.0 && PyErr_Occurred())
-        return -1;
-    return 0;
+fail:
+    Py_XDECREF(when_obj);
+    return NULL;
 }
 
 static PyObject *
@@ -864,18 +1088,47 @@ loop_call_later(tl_loop *self, PyObject *const *args, size_t nargsf,
                 PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    double delay;
+    PyObject *delay, *when_obj = NULL;
+    double now, when;
     if (nargs < 1) {
         PyErr_SetString(PyExc_TypeError,
                         "call_later() missing required argument 'delay'");
         return NULL;
     }
-    if (loop_as_double(args[0], "delay", &delay) < 0)
+    delay = args[0];
+    if (delay == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "delay must not be None");
         return NULL;
-    /* asyncio.call_later() delegates to call_at(), and says so in errors. */
-    return loop_schedule_timer(self, "call_at",
-                               (double)loop_now_ns() / 1e9 + delay, args,
-                               nargs, kwnames);
+    }
+    /* asyncio computes self.time() + delay and hands it to call_at(). */
+    now = loop_now_s();
+    if (PyFloat_CheckExact(delay))
+        when = now + PyFloat_AS_DOUBLE(delay);
+    else if (PyLong_CheckExact(delay) || PyBool_Check(delay)) {
+        /* An int converts without a float object; the value and the
+         * OverflowError for a huge one are float.__add__'s. */
+        double d = PyLong_AsDouble(delay);
+        if (d == -1.0 && PyErr_Occurred())
+            return NULL;
+        when = now + d;
+    }
+    else {
+        /* Anything else is float + delay: a Fraction gives a float, a
+         * Decimal or an object with only __index__ or __float__ a
+         * TypeError, as in asyncio; whatever it gives is call_at()'s. */
+        PyObject *nowobj = PyFloat_FromDouble(now), *w, *r;
+        if (nowobj == NULL)
+            return NULL;
+        w = PyNumber_Add(nowobj, delay);
+        Py_DECREF(nowobj);
+        if (w == NULL)
+            return NULL;
+        r = loop_schedule_timer(self, w, 0.0, NULL, args, nargs, kwnames);
+        Py_DECREF(w);
+        return r;
+    }
+    return loop_schedule_timer(self, NULL, when, when_obj, args, nargs,
+                               kwnames);
 }
 
 static PyObject *
@@ -883,22 +1136,27 @@ loop_call_at(tl_loop *self, PyObject *const *args, size_t nargsf,
              PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    double when;
     if (nargs < 1) {
         PyErr_SetString(PyExc_TypeError,
                         "call_at() missing required argument 'when'");
         return NULL;
     }
-    if (loop_as_double(args[0], "when", &when) < 0)
+    if (args[0] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "when cannot be None");
         return NULL;
-    return loop_schedule_timer(self, "call_at", when, args, nargs, kwnames);
+    }
+    if (PyFloat_CheckExact(args[0]))
+        return loop_schedule_timer(self, NULL, PyFloat_AS_DOUBLE(args[0]),
+                                   NULL, args, nargs, kwnames);
+    return loop_schedule_timer(self, args[0], 0.0, NULL, args, nargs,
+                               kwnames);
 }
 
 static PyObject *
 loop_time(tl_loop *self, PyObject *Py_UNUSED(ignored))
 {
     (void)self;
-    return PyFloat_FromDouble((double)loop_now_ns() / 1e9);
+    return PyFloat_FromDouble(loop_now_s());
 }
 
 /* ------------------------------------------------------------------ */
@@ -980,20 +1238,17 @@ static PyObject *
 loop_poll_wait(tl_loop *self, PyObject *Py_UNUSED(ignored))
 {
     tl_poll_event ev;
-    const tl_timer *top;
     int64_t timeout, t0;
     int n;
     if (loop_check_closed(self) < 0)
         return NULL;
-    if (tl_ring_len(&self->ready) > 0 || self->stopping)
+    /* The timeout run_once() would use (a cancelled timer at the top only
+     * makes this return early: the next _run_once() drops it). */
+    if (loop_timeout(self, &timeout) < 0)
+        return NULL;
+    if (timeout == 0 || self->closed)
         Py_RETURN_NONE;
-    /* A cancelled timer at the top only makes this return early: the next
-     * _run_once() drops it. */
-    top = tl_timerheap_peek(&self->timers);
     t0 = loop_now_ns();
-    timeout = top == NULL ? -1 : top->when > t0 ? top->when - t0 : 0;
-    if (timeout == 0)
-        Py_RETURN_NONE;
     self->polling = 1;
     Py_BEGIN_ALLOW_THREADS
     n = tl_poller_wait(self->poller, &ev, 1, timeout);
@@ -1072,181 +1327,19 @@ loop_get_debug(tl_loop *self, PyObject *Py_UNUSED(ignored))
 /* File descriptor watchers                                            */
 /* ------------------------------------------------------------------ */
 
-static int
-loop_fileobj_to_fd(PyObject *obj, int *fd)
-{
-    long v;
-    if (PyLong_Check(obj)) {
-        v = PyLong_AsLong(obj);
-        if (v == -1 && PyErr_Occurred())
-            return -1;
-    }
-    else {
-        PyObject *r = PyObject_CallMethod(obj, "fileno", NULL);
-        if (r != NULL) {
-            PyObject *i = PyNumber_Long(r);
-            Py_DECREF(r);
-            r = i;
-        }
-        if (r == NULL) {
-            if (PyErr_ExceptionMatches(PyExc_AttributeError)
-                || PyErr_ExceptionMatches(PyExc_TypeError)
-                || PyErr_ExceptionMatches(PyExc_ValueError)) {
-                PyObject *cause = tl_err_get_raised();
-                PyErr_Format(PyExc_ValueError, "Invalid file object: %R", obj);
-                PyObject *exc = tl_err_get_raised();
-                PyException_SetCause(exc, cause);
-                tl_err_set_raised(exc);
-            }
-            return -1;
-        }
-        v = PyLong_AsLong(r);
-        Py_DECREF(r);
-        if (v == -1 && PyErr_Occurred())
-            return -1;
-    }
-    if (v < 0 || v > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", v);
-        return -1;
-    }
-    *fd = (int)v;
-    return 0;
-}
-
-static int
-loop_grow_fds(tl_loop *self, int fd)
-{
-    int n = self->nfds ? self->nfds : 64;
-    tl_fdwatch *nw;
-    while (n <= fd)
-        n *= 2;
-    nw = realloc(self->fds, (size_t)n * sizeof(*nw));
-    if (nw == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    memset(nw + self->nfds, 0, (size_t)(n - self->nfds) * sizeof(*nw));
-    self->fds = nw;
-    self->nfds = n;
-    return 0;
-}
-
-static int
-loop_update_interest(tl_loop *self, int fd)
-{
-    tl_fdwatch *w = &self->fds[fd];
-    unsigned want = (w->reader ? TL_POLL_READ : 0)
-                  | (w->writer ? TL_POLL_WRITE : 0);
-    int err = tl_poller_modify(self->poller, fd, w->mask, want);
-    if (err != 0) {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    w->mask = want;
-    return 0;
-}
-
-/* Drop a watcher taken out of its slot: a Handle is cancelled, a C watcher
- * simply released. */
-static int
-loop_cancel_watcher(PyObject *old, tl_io_fn fn)
-{
-    PyObject *r;
-    if (old == NULL)
-        return 0;
-    if (fn != NULL) {
-        Py_DECREF(old);
-        return 0;
-    }
-    r = PyObject_CallMethod(old, "cancel", NULL);
-    Py_DECREF(old);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
-}
-
-int
-tl_loop_watch(tl_loop *loop, int fd, int writer, PyObject *obj, tl_io_fn fn)
-{
-    PyObject *old;
-    tl_io_fn oldfn;
-    tl_fdwatch *w;
-    if (loop_check_closed(loop) < 0)
-        return -1;
-    if (fd >= loop->nfds && loop_grow_fds(loop, fd) < 0)
-        return -1;
-    w = &loop->fds[fd];
-    old = writer ? w->writer : w->reader;
-    oldfn = writer ? w->wfn : w->rfn;
-    if (old == obj)
-        return 0;
-    if (writer) {
-        w->writer = Py_NewRef(obj);
-        w->wfn = fn;
-    }
-    else {
-        w->reader = Py_NewRef(obj);
-        w->rfn = fn;
-    }
-    if (loop_update_interest(loop, fd) < 0) {
-        if (writer) {
-            w->writer = old;
-            w->wfn = oldfn;
-        }
-        else {
-            w->reader = old;
-            w->rfn = oldfn;
-        }
-        Py_DECREF(obj);
-        return -1;
-    }
-    return loop_cancel_watcher(old, oldfn);
-}
-
-void
-tl_loop_unwatch(tl_loop *loop, int fd, int writer, PyObject *obj)
-{
-    tl_fdwatch *w;
-    if (fd < 0 || fd >= loop->nfds)
-        return;
-    w = &loop->fds[fd];
-    if ((writer ? w->writer : w->reader) != obj)
-        return;
-    if (writer) {
-        w->writer = NULL;
-        w->wfn = NULL;
-    }
-    else {
-        w->reader = NULL;
-        w->rfn = NULL;
-    }
-    if (!loop->closed && loop_update_interest(loop, fd) < 0) {
-        /* The fd is most likely closed already; forget it anyway. */
-        PyErr_Clear();
-        w->mask = 0;
-    }
-    Py_DECREF(obj);
-}
-
 static PyObject *
 loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
                  PyObject *kwnames, int writer)
 {
     const char *fname = writer ? "add_writer" : "add_reader";
-    PyObject *callback, *cargs, *context, *h, *old;
-    PyObject **slot;
-    tl_io_fn *fnslot, oldfn;
-    int fd;
+    PyObject *callback, *cargs, *context, *h;
+    int fd, r;
     if (nargs < 1) {
         PyErr_Format(PyExc_TypeError, "%s() missing required argument 'fd'",
                      fname);
         return NULL;
     }
     if (loop_check_closed(self) < 0)
-        return NULL;
-    if (loop_fileobj_to_fd(args[0], &fd) < 0)
         return NULL;
     /* context= is the private API's, which asyncio's own transports use
      * from 3.15 on; the public add_reader()/add_writer() do not pass it. */
@@ -1255,73 +1348,41 @@ loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     if (context == Py_None)
         context = NULL;
-    if (self->debug && loop_check_callback(self, callback, fname) < 0) {
-        Py_DECREF(cargs);
-        return NULL;
-    }
     h = tl_handle_new(self->st, self->st->HandleType, callback, cargs,
                       (PyObject *)self, context, 0.0);
     Py_DECREF(cargs);
     if (h == NULL)
         return NULL;
-    /* Creating the handle can run Python code (debug tracebacks) that
-     * closes the loop; check again before touching the fd table. */
-    if (loop_check_closed(self) < 0
-        || (fd >= self->nfds && loop_grow_fds(self, fd) < 0)) {
+    /* Creating the handle can run Python code (debug tracebacks), and so
+     * can fileno(): check the loop again after each. */
+    r = loop_check_closed(self) < 0 ? -1 : tl_fd_lookup(self, args[0], &fd);
+    if (r == 0)
+        /* An int no C int holds: what select.epoll.register() says. */
+        PyErr_SetString(PyExc_OverflowError,
+                        "Python int too large to convert to C int");
+    if (r <= 0 || loop_check_closed(self) < 0
+        || tl_fd_add_handle(self, fd, writer, h, args[0]) < 0) {
         Py_DECREF(h);
         return NULL;
     }
-    slot = writer ? &self->fds[fd].writer : &self->fds[fd].reader;
-    fnslot = writer ? &self->fds[fd].wfn : &self->fds[fd].rfn;
-    old = *slot;
-    oldfn = *fnslot;
-    *slot = h;
-    *fnslot = NULL;
-    if (loop_update_interest(self, fd) < 0) {
-        *slot = old;
-        *fnslot = oldfn;
-        Py_DECREF(h);
-        return NULL;
-    }
-    if (loop_cancel_watcher(old, oldfn) < 0) {
-        Py_DECREF(h);
-        return NULL;
-    }
-    return Py_NewRef(h);
+    return h;
 }
 
 static PyObject *
 loop_remove_watcher(tl_loop *self, PyObject *fdobj, int writer)
 {
-    PyObject *old;
-    tl_io_fn oldfn;
-    int fd;
+    int fd, r;
     if (self->closed)
         Py_RETURN_FALSE;
-    if (loop_fileobj_to_fd(fdobj, &fd) < 0)
+    r = tl_fd_lookup(self, fdobj, &fd);
+    if (r < 0)
         return NULL;
-    if (fd >= self->nfds)
+    if (r == 0 || self->closed)
         Py_RETURN_FALSE;
-    old = writer ? self->fds[fd].writer : self->fds[fd].reader;
-    oldfn = writer ? self->fds[fd].wfn : self->fds[fd].rfn;
-    if (old == NULL)
-        Py_RETURN_FALSE;
-    if (writer) {
-        self->fds[fd].writer = NULL;
-        self->fds[fd].wfn = NULL;
-    }
-    else {
-        self->fds[fd].reader = NULL;
-        self->fds[fd].rfn = NULL;
-    }
-    if (loop_update_interest(self, fd) < 0) {
-        /* The fd is most likely closed already; forget it anyway. */
-        PyErr_Clear();
-        self->fds[fd].mask = 0;
-    }
-    if (loop_cancel_watcher(old, oldfn) < 0)
+    r = tl_fd_remove(self, fd, writer);
+    if (r < 0)
         return NULL;
-    Py_RETURN_TRUE;
+    return PyBool_FromLong(r);
 }
 
 static PyObject *
@@ -1354,13 +1415,12 @@ static PyObject *
 loop_get_watcher(tl_loop *self, PyObject *fdobj, int writer)
 {
     int fd;
-    PyObject *h;
-    if (loop_fileobj_to_fd(fdobj, &fd) < 0)
+    int r = tl_fd_lookup(self, fdobj, &fd);
+    if (r < 0)
         return NULL;
-    if (fd >= self->nfds)
+    if (r == 0)
         Py_RETURN_NONE;
-    h = writer ? self->fds[fd].writer : self->fds[fd].reader;
-    return Py_NewRef(h ? h : Py_None);
+    return tl_fd_get(self, fd, writer);
 }
 
 static PyObject *

@@ -8,7 +8,11 @@
  *     back so the loop raises it from add_reader(), as asyncio does.
  *  c) A file descriptor closed while still registered silently leaves the
  *     interest set; EPOLL_CTL_DEL then fails with EBADF or ENOENT, which is
- *     not an error for the caller, who wanted it gone anyway.
+ *     not an error for the caller, who wanted it gone anyway.  A change of
+ *     interest for such an fd fails (EBADF, or ENOENT once its number went
+ *     to another file) and the error is handed back, as Python's selectors
+ *     do: retrying as an ADD would start watching whatever file reuses the
+ *     number, on behalf of the old file's watchers.
  *  d) epoll_wait takes milliseconds; timeouts are rounded up so the loop
  *     never wakes before its next timer and spins.
  */
@@ -86,18 +90,8 @@ epoll_modify(tl_poller *p, int fd, unsigned old_mask, unsigned new_mask)
     ev.events = epoll_mask(new_mask);
     ev.data.fd = fd;
     op = old_mask == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-    if (epoll_ctl(s->epfd, op, fd, &ev) == 0)
-        return 0;
-    /* The fd was closed and reused behind our back (quirk c): the kernel
-     * state and ours disagree, so retry with the other operation. */
-    if (op == EPOLL_CTL_ADD && errno == EEXIST)
-        op = EPOLL_CTL_MOD;
-    else if (op == EPOLL_CTL_MOD && errno == ENOENT)
-        op = EPOLL_CTL_ADD;
-    else
-        return errno;
     if (epoll_ctl(s->epfd, op, fd, &ev) < 0)
-        return errno;
+        return errno;           /* quirk c */
     return 0;
 }
 

@@ -9,9 +9,15 @@
  *     registered directions as in the epoll backend.
  *  c) The pollfd array is kept dense: a slot index per fd allows O(1)
  *     modification, and removal moves the last slot into the hole.
+ *  d) poll() accepts any number and reports POLLNVAL later; registering
+ *     checks with fcntl() that the fd is open, so a bad fd fails with EBADF
+ *     at once, as with epoll, and no table grows for it.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,17 +54,23 @@ poll_close(tl_poller *p)
 static int
 poll_grow_slots(poll_state *s, int fd)
 {
-    int cap = s->slot_cap ? s->slot_cap : 64;
+    /* Powers of two from 64, computed in size_t so that no fd can make the
+     * doubling wrap. */
+    size_t cap = s->slot_cap ? (size_t)s->slot_cap : 64;
     int *n;
-    while (cap <= fd)
+    while (cap <= (size_t)fd)
         cap *= 2;
-    n = realloc(s->slot, (size_t)cap * sizeof(int));
+    if (cap > (size_t)INT_MAX)
+        cap = (size_t)INT_MAX;
+    if (cap > SIZE_MAX / sizeof(int))
+        return ENOMEM;
+    n = realloc(s->slot, cap * sizeof(int));
     if (n == NULL)
         return ENOMEM;
-    for (int i = s->slot_cap; i < cap; i++)
+    for (size_t i = (size_t)s->slot_cap; i < cap; i++)
         n[i] = -1;
     s->slot = n;
-    s->slot_cap = cap;
+    s->slot_cap = (int)cap;
     return 0;
 }
 
@@ -72,8 +84,14 @@ poll_modify(tl_poller *p, int fd, unsigned old_mask, unsigned new_mask)
 
     if (fd < 0)
         return EBADF;
-    if (fd >= s->slot_cap && poll_grow_slots(s, fd) != 0)
-        return ENOMEM;
+    if (new_mask != 0 && fcntl(fd, F_GETFD) < 0)
+        return errno;                                     /* quirk d */
+    if (fd >= s->slot_cap) {
+        if (new_mask == 0)
+            return 0;
+        if (poll_grow_slots(s, fd) != 0)
+            return ENOMEM;
+    }
     idx = s->slot[fd];
     if (new_mask & TL_POLL_READ)
         events |= POLLIN;

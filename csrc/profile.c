@@ -145,7 +145,8 @@ hist_add(prof_hist *h, int64_t v)
     }
     h->counts[idx]++;
     h->n++;
-    h->sum += v;
+    /* Saturating: a timer due at -inf is as late as an int64 goes. */
+    h->sum = v > INT64_MAX - h->sum ? INT64_MAX : h->sum + v;
     if (v > h->max)
         h->max = v;
 }
@@ -659,15 +660,18 @@ prof_span_open(tl_prof *p, tl_prof_span *s, int kind, PyObject *obj)
         s->t0 = prof_now();
 }
 
-/* The handle's deadline in ns, as the loop's heap rounds it. */
+/* How late (ns) a timer starting at t0 (ns, the loop's clock) is for its
+ * deadline (seconds, as the loop's heap keeps it).  Worked out in doubles
+ * and saturated, so that no deadline (-inf, -1e300, NaN) can wrap. */
 static int64_t
-prof_when_ns(double when)
+prof_lateness_ns(int64_t t0, double when)
 {
-    if (when != when || when >= 9.2e9)
+    double late = (double)t0 - when * 1e9;
+    if (!(late > 0))
+        return 0;
+    if (late >= 9.2e18)
         return INT64_MAX;
-    if (when <= -9.2e9)
-        return -INT64_MAX;
-    return (int64_t)(when * 1e9 + (when >= 0 ? 0.5 : -0.5));
+    return (int64_t)late;
 }
 
 void
@@ -701,7 +705,7 @@ tl_prof_entry_begin(tl_loop *loop, const tl_entry *e, tl_prof_span *s)
     if (kind == K_TIMER) {
         tl_handle *h = (tl_handle *)e->a;
         if (!h->cancelled)
-            hist_add(&p->timer_late, s->t0 - prof_when_ns(h->when));
+            hist_add(&p->timer_late, prof_lateness_ns(s->t0, h->when));
     }
     else if (kind == K_IO) {
         if (p->last_poll_end)

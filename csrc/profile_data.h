@@ -188,7 +188,14 @@ hist_low(unsigned idx)
     if (idx < PROF_HIST_SUB)
         return (int64_t)idx;
     e = (int)(idx / PROF_HIST_SUB) + 2;
-    return (int64_t)(PROF_HIST_SUB + idx % PROF_HIST_SUB) << (e - 3);
+    /* The buckets past the largest int64 (the upper bound of the last
+     * one a value can be in, for instance) saturate instead of wrapping. */
+    if (e - 3 > 59)
+        return INT64_MAX;
+    {
+        uint64_t v = (uint64_t)(PROF_HIST_SUB + idx % PROF_HIST_SUB) << (e - 3);
+        return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+    }
 }
 
 /* The new reference a weakref points to, or NULL (no error set). */

@@ -58,7 +58,7 @@ tl_timerheap_free(tl_timerheap *h)
 }
 
 int
-tl_timerheap_push(tl_timerheap *h, int64_t when, uint64_t seq, void *data)
+tl_timerheap_push(tl_timerheap *h, double when, uint64_t seq, void *data)
 {
     if (h->len == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 typedef struct tl_timer {
-    int64_t when;      /* deadline, monotonic nanoseconds */
+    double when;       /* deadline, seconds on the caller's clock; never NaN */
     uint64_t seq;      /* tie-breaker: insertion order */
     void *data;
 } tl_timer;
@@ -26,7 +26,7 @@ typedef struct tl_timerheap {
 void tl_timerheap_init(tl_timerheap *h);
 void tl_timerheap_free(tl_timerheap *h);
 /* Returns 0, or ENOMEM (the heap is unchanged then). */
-int tl_timerheap_push(tl_timerheap *h, int64_t when, uint64_t seq, void *data);
+int tl_timerheap_push(tl_timerheap *h, double when, uint64_t seq, void *data);
 /* Remove the earliest timer into *out; returns 0 when the heap is empty. */
 int tl_timerheap_pop(tl_timerheap *h, tl_timer *out);
 /* Keep the timers for which keep(data, arg) returns non-zero and restore the

@@ -212,8 +212,10 @@ enum {
     TL_EV_CALLBACK,      /* a: callable, b: its single argument, c: Context */
     TL_EV_TASK_STEP,     /* a: Task, b: exception to throw in, or NULL */
     TL_EV_TASK_WAKEUP,   /* a: Task, b: the future it waited for */
-    TL_EV_IO,            /* a: object watching an fd, b: NULL,
-                            c: its tl_io_fn (not a reference) */
+    TL_EV_IO,            /* a: object watching an fd, b: the fd, the
+                            direction and the slot's generation, packed
+                            (not a reference; see loop_io_where()), c: its
+                            tl_io_fn (not a reference) */
 };
 
 /* A C-level fd watcher (a transport): called from the ready queue when the
@@ -228,7 +230,11 @@ typedef struct tl_fdwatch {
     PyObject *writer;
     tl_io_fn rfn;        /* set when reader is a C watcher */
     tl_io_fn wfn;
+    unsigned rgen, wgen; /* bumped whenever reader / writer changes */
+    PyObject *fileobj;   /* what the slot was registered with, when not an
+                            int: see fdwatch.c */
     unsigned mask;       /* interest currently registered with the poller */
+    unsigned char boolfd; /* registered with True or False (see fdwatch.c) */
 } tl_fdwatch;
 
 typedef struct tl_loop {
@@ -274,7 +280,10 @@ typedef struct tl_handle {
     PyObject *source_traceback;
     PyObject *repr;               /* repr kept at cancel time in debug mode */
     PyObject *weakreflist;
-    double when;                  /* TimerHandle only */
+    double when;                  /* TimerHandle only: the deadline as a double */
+    PyObject *when_obj;           /* TimerHandle only: the deadline as given,
+                                     unless it is an exact float (see
+                                     tl_timer_deadline()) */
     char cancelled;
     char scheduled;               /* TimerHandle sitting in a loop's heap */
 } tl_handle;
@@ -439,6 +448,12 @@ PyObject *tl_handle_new(tl_state *st, PyTypeObject *tp, PyObject *callback,
  * (the caller reports it). */
 int tl_handle_run(tl_handle *h);
 void tl_handle_release(tl_handle *h);   /* drop callback, args */
+/* A deadline as call_at() gets it: *when is its value as a double (ints too
+ * large for one saturate to +-inf), *obj NULL when it is an exact float and
+ * otherwise a new reference to the object itself, which asyncio would keep
+ * and do its timer arithmetic on.  -1 with an error for what has no value
+ * as a float. */
+int tl_timer_deadline(PyObject *o, double *when, PyObject **obj);
 PyObject *tl_format_callback_source(tl_state *st, PyObject *cb,
                                     PyObject *args, int debug);
 
@@ -456,6 +471,16 @@ int tl_loop_watch(tl_loop *loop, int fd, int writer, PyObject *obj,
 /* Stop watching, if obj is still the slot's watcher; never fails for a
  * closed fd (the interest is dropped regardless). */
 void tl_loop_unwatch(tl_loop *loop, int fd, int writer, PyObject *obj);
+/* fdwatch.c: the fd table behind add_reader() & co.  tl_fd_lookup resolves
+ * an fd or file object: 1 with *fd set, 0 for an int too large to be an fd,
+ * -1 with an error.  tl_fd_add_handle puts a Handle in a slot (cancelling
+ * the one it replaces); tl_fd_remove takes it out: 1 if there was one, 0 if
+ * not, -1 with an error; tl_fd_get returns it, or None. */
+int tl_fd_lookup(tl_loop *loop, PyObject *obj, int *fd);
+int tl_fd_add_handle(tl_loop *loop, int fd, int writer, PyObject *handle,
+                     PyObject *fileobj);
+int tl_fd_remove(tl_loop *loop, int fd, int writer);
+PyObject *tl_fd_get(tl_loop *loop, int fd, int writer);
 /* Schedule fn(arg) in ctx on any loop: straight into the ring of a turboloop
  * loop, through loop.call_soon(fn, arg, context=ctx) on any other. */
 int tl_call_soon(tl_state *st, PyObject *loop, tl_loop *tloop, PyObject *fn,

@@ -46,11 +46,17 @@ typedef struct {
     PyObject *empty_waiter;     /* sendfile's "buffer is empty" future */
     PyObject *dict;
     PyObject *weakreflist;
-    /* Write queue: bytes objects, the first sent up to wq_off. */
+    /* Write queue: bytes objects, the first sent up to wq_off.  (3.12+: a
+     * non-contiguous memoryview queued as it is, which asyncio's sendmsg()
+     * refuses when it gets to it; see transport_write_ready().) */
     PyObject **wq;
     Py_ssize_t wq_head, wq_len, wq_cap, wq_off;
     Py_ssize_t wsize;           /* bytes queued and not sent */
-    Py_ssize_t high, low;       /* water marks */
+    /* Water marks: the objects asyncio would keep (any numbers that pass
+     * its checks: 2**70, 1.5, a Fraction...), NULL for the defaults, and
+     * their values as doubles for the comparisons with wsize. */
+    PyObject *high_obj, *low_obj;
+    double high, low;
     Py_ssize_t conn_lost;
     int fd;
     char closing;
@@ -134,7 +140,8 @@ transport_queue(tl_transport *self, PyObject *chunk)
     }
     self->wq[(self->wq_head + self->wq_len) % self->wq_cap] = chunk;
     self->wq_len++;
-    self->wsize += PyBytes_GET_SIZE(chunk);
+    self->wsize += PyBytes_Check(chunk) ? PyBytes_GET_SIZE(chunk)
+                                        : PyObject_Size(chunk);
     return 0;
 }
 
@@ -322,7 +329,7 @@ static int
 transport_maybe_pause_protocol(tl_transport *self)
 {
     PyObject *r;
-    if (self->wsize <= self->high || self->protocol_paused)
+    if ((double)self->wsize <= self->high || self->protocol_paused)
         return 0;
     self->protocol_paused = 1;
     r = transport_call_protocol(self, self->st->str_pause_writing, NULL, 0);
@@ -336,7 +343,7 @@ static int
 transport_maybe_resume_protocol(tl_transport *self, int enter)
 {
     PyObject *r;
-    if (!self->protocol_paused || self->wsize > self->low)
+    if (!self->protocol_paused || !((double)self->wsize <= self->low))
         return 0;
     self->protocol_paused = 0;
     r = transport_call_protocol(self, self->st->str_resume_writing, NULL,
@@ -425,7 +432,7 @@ transport_read_buffered(tl_transport *self)
                 self, "Fatal error: protocol.get_buffer() call failed.");
         }
         PyErr_Format(PyExc_TypeError,
-                     "recv_into() argument must be read-write bytes-like "
+                     "recv_into() argument 1 must be read-write bytes-like "
                      "object, not %.200s", Py_TYPE(buf)->tp_name);
         Py_DECREF(buf);
         return transport_fatal(self, "Fatal read error on socket transport");
@@ -438,8 +445,11 @@ transport_read_buffered(tl_transport *self)
         return transport_fatal(self,
                                "Fatal error: protocol.get_buffer() call failed.");
     }
-    if (self->conn_lost || !self->rwatch) {
-        /* get_buffer() closed or paused us. */
+    /* get_buffer() may have paused, closed or aborted the transport;
+     * asyncio reads into the buffer anyway and reports what it got with
+     * buffer_updated() (or eof_received()).  The socket itself is closed
+     * only by connection_lost(), which cannot have run yet. */
+    if (self->sock == NULL) {
         PyBuffer_Release(&view);
         return 0;
     }
@@ -576,6 +586,29 @@ transport_drained(tl_transport *self)
     return 0;
 }
 
+/* Sending queued data failed with the exception set: drop the queue and
+ * fail the transport, as asyncio's _write_sendmsg() does. */
+static int
+transport_write_failed(tl_transport *self)
+{
+    PyObject *exc;
+    transport_unwatch(self, 1);
+    transport_clear_queue(self);
+    exc = tl_err_get_raised();
+    Py_INCREF(exc);
+    tl_err_set_raised(exc);
+    if (transport_fatal(self, "Fatal write error on socket transport") < 0) {
+        Py_DECREF(exc);
+        return -1;
+    }
+    if (transport_set_waiter(self, exc) < 0) {
+        Py_DECREF(exc);
+        return -1;
+    }
+    Py_DECREF(exc);
+    return 0;
+}
+
 static int
 transport_write_ready(PyObject *obj)
 {
@@ -592,6 +625,14 @@ transport_write_ready(PyObject *obj)
     for (i = 0; i < n; i++) {
         PyObject *b = self->wq[(self->wq_head + i) % self->wq_cap];
         Py_ssize_t off = i == 0 ? self->wq_off : 0;
+        if (!PyBytes_Check(b)) {
+            /* A non-contiguous memoryview: asyncio's sendmsg() raises
+             * BufferError for the whole batch. */
+            PyErr_SetString(PyExc_BufferError,
+                            "memoryview: underlying buffer is not "
+                            "C-contiguous");
+            return transport_write_failed(self);
+        }
         iov[i].iov_base = PyBytes_AS_STRING(b) + off;
         iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(b) - off);
     }
@@ -602,26 +643,11 @@ transport_write_ready(PyObject *obj)
         sent = sendmsg(self->fd, &msg, MSG_NOSIGNAL);
     } while (sent < 0 && errno == EINTR);
     if (sent < 0) {
-        PyObject *exc;
         int err = errno;
         if (transport_would_block(err))
             return 0;
-        transport_unwatch(self, 1);
-        transport_clear_queue(self);
         transport_set_oserror(err);
-        exc = tl_err_get_raised();
-        Py_INCREF(exc);
-        tl_err_set_raised(exc);
-        if (transport_fatal(self, "Fatal write error on socket transport") < 0) {
-            Py_DECREF(exc);
-            return -1;
-        }
-        if (transport_set_waiter(self, exc) < 0) {
-            Py_DECREF(exc);
-            return -1;
-        }
-        Py_DECREF(exc);
-        return 0;
+        return transport_write_failed(self);
     }
     transport_consume(self, sent);
     /* resume_writing() may write more. */
@@ -645,14 +671,26 @@ transport_chunk(PyObject *data, Py_buffer *view, Py_ssize_t offset)
 }
 
 static int
-transport_check_data(PyObject *data)
+transport_check_data(tl_transport *self, PyObject *data)
 {
+    PyObject *name, *prefix;
     if (PyBytes_Check(data) || PyByteArray_Check(data)
         || PyMemoryView_Check(data))
         return 0;
-    PyErr_Format(PyExc_TypeError,
-                 "data argument must be a bytes-like object, not '%.200s'",
-                 Py_TYPE(data)->tp_name);
+    /* asyncio's words, which changed within 3.13 (turboloop._network
+     * copies them from the running asyncio), and type(data).__name__. */
+    prefix = PyObject_GetAttrString((PyObject *)Py_TYPE(self),
+                                    "_write_type_error");
+    if (prefix == NULL)
+        return -1;
+    name = PyType_GetName(Py_TYPE(data));
+    if (name == NULL) {
+        Py_DECREF(prefix);
+        return -1;
+    }
+    PyErr_Format(PyExc_TypeError, "%S'%U'", prefix, name);
+    Py_DECREF(prefix);
+    Py_DECREF(name);
     return -1;
 }
 
@@ -689,7 +727,8 @@ transport_check_writable(tl_transport *self, const char *what)
 
 /* write() of a memoryview that is not contiguous.  asyncio hands it to
  * socket.send(), which refuses it: a fatal write error when nothing is
- * queued; behind queued data it is copied into the queue. */
+ * queued; behind queued data it is queued as it is (3.12+, and the next
+ * sendmsg() fails) or refused by the bytearray that is the queue (3.11). */
 static PyObject *
 transport_write_strided(tl_transport *self, PyObject *data)
 {
@@ -720,9 +759,18 @@ transport_write_strided(tl_transport *self, PyObject *data)
         Py_RETURN_NONE;
     }
     Py_DECREF(exc);
-    chunk = PyBytes_FromObject(data);
-    if (chunk == NULL || transport_queue(self, chunk) < 0)
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11 queues into a bytearray, whose extend() refuses it. */
+    (void)chunk;
+    PyErr_SetString(PyExc_TypeError,
+                    "can't set bytearray slice from memoryview");
+    return NULL;
+#else
+    /* 3.12+ queues the memoryview, and its next sendmsg() fails. */
+    chunk = Py_NewRef(data);
+    if (transport_queue(self, chunk) < 0)
         return NULL;
+#endif
     if (transport_maybe_pause_protocol(self) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -734,7 +782,7 @@ transport_write(tl_transport *self, PyObject *data)
     Py_buffer view;
     ssize_t sent = 0;
     PyObject *chunk;
-    if (transport_check_data(data) < 0
+    if (transport_check_data(self, data) < 0
         || transport_check_writable(self, "write") < 0)
         return NULL;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
@@ -788,29 +836,98 @@ transport_writelines(tl_transport *self, PyObject *list)
 {
     PyObject *seq;
     Py_ssize_t n;
-    if (transport_check_writable(self, "writelines") < 0)
-        return NULL;
-    seq = PySequence_Fast(list, "writelines() argument must be iterable");
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11: WriteTransport.writelines() is write(b''.join(list_of_data)):
+     * join's errors come first, then write()'s checks, and all of it is
+     * one write (a lost connection counts it once). */
+    Py_ssize_t total = 0;
+    seq = PySequence_Fast(list, "can only join an iterable");
     if (seq == NULL)
         return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *data = PySequence_Fast_GET_ITEM(seq, i), *chunk;
+        PyObject *data = PySequence_Fast_GET_ITEM(seq, i);
         Py_buffer view;
         if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError,
+                         "sequence item %zd: expected a bytes-like object, "
+                         "%.80s found", i, Py_TYPE(data)->tp_name);
+            goto error;
+        }
+        total += view.len;
+        PyBuffer_Release(&view);
+    }
+    if (transport_check_writable(self, "write") < 0)
+        goto error;
+    if (total == 0 || self->conn_lost) {
+        Py_DECREF(seq);
+        if (total != 0 && transport_lost_write(self) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+#else
+    /* 3.12+: the selector transport's own writelines(). */
+    int nonempty, skip_falsy;
+    PyObject *flag;
+    if (transport_check_writable(self, "writelines") < 0)
+        return NULL;
+    nonempty = PyObject_IsTrue(list);
+    if (nonempty <= 0)
+        return nonempty < 0 ? NULL : Py_NewRef(Py_None);
+    if (self->conn_lost) {
+        if (transport_lost_write(self) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    /* Whether the running asyncio leaves false items out before making
+     * memoryviews (see turboloop/_network.py). */
+    flag = PyObject_GetAttrString((PyObject *)Py_TYPE(self),
+                                  "_writelines_skips_falsy");
+    skip_falsy = tl_truth_steal(flag);
+    if (skip_falsy < 0)
+        return NULL;
+    seq = PySequence_Fast(list, "object is not iterable");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *data = PySequence_Fast_GET_ITEM(seq, i);
+        if (skip_falsy) {
+            int truth = PyObject_IsTrue(data);
+            if (truth < 0)
+                goto error;
+            if (!truth)
+                continue;
+        }
+        if (!PyObject_CheckBuffer(data)) {
+            PyErr_Format(PyExc_TypeError,
+                         "memoryview: a bytes-like object is required, "
+                         "not '%.100s'", Py_TYPE(data)->tp_name);
+            goto error;
+        }
+    }
+#endif
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *data = PySequence_Fast_GET_ITEM(seq, i), *chunk;
+        Py_buffer view;
+        if (!PyObject_CheckBuffer(data))
+            continue;           /* a false non-buffer left out above */
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+#if PY_VERSION_HEX >= 0x030C0000
+            /* Not contiguous: queued as it is, for sendmsg() to refuse. */
+            if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+                PyErr_Clear();
+                if (transport_queue(self, Py_NewRef(data)) < 0)
+                    goto error;
+                continue;
+            }
+#endif
             Py_DECREF(seq);
             return NULL;
         }
         if (view.len == 0) {
             PyBuffer_Release(&view);
-            continue;
-        }
-        if (self->conn_lost) {
-            PyBuffer_Release(&view);
-            if (transport_lost_write(self) < 0) {
-                Py_DECREF(seq);
-                return NULL;
-            }
             continue;
         }
         chunk = transport_chunk(data, &view, 0);
@@ -823,9 +940,14 @@ transport_writelines(tl_transport *self, PyObject *list)
     Py_DECREF(seq);
     if (self->wq_len == 0 || self->conn_lost)
         Py_RETURN_NONE;
-    /* One sendmsg() for all of it now; watch for the rest. */
-    if (!self->wwatch) {
-        if (transport_watch(self, 1) < 0)
+    /* One sendmsg() for all of it now; watch for the rest.  3.11 sends at
+     * once only when nothing was queued before, as write() does; 3.12+
+     * tries in any case. */
+#if PY_VERSION_HEX < 0x030C0000
+    if (!self->wwatch)
+#endif
+    {
+        if (!self->wwatch && transport_watch(self, 1) < 0)
             return NULL;
         if (transport_write_ready((PyObject *)self) < 0)
             return NULL;
@@ -834,6 +956,9 @@ transport_writelines(tl_transport *self, PyObject *list)
         && transport_maybe_pause_protocol(self) < 0)
         return NULL;
     Py_RETURN_NONE;
+error:
+    Py_DECREF(seq);
+    return NULL;
 }
 
 static PyObject *
@@ -1029,55 +1154,86 @@ transport_start_reading(tl_transport *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* asyncio's _FlowControlMixin._set_write_buffer_limits(high, low), with
+ * Python's arithmetic and comparisons on whatever numbers it is given:
+ *
+ *     if high is None: high = 64 KiB if low is None else 4 * low
+ *     if low is None: low = high // 4
+ *     if not high >= low >= 0: raise ValueError(...)
+ *
+ * and the values kept both as objects and as doubles. */
 static int
-transport_size_arg(PyObject *o, Py_ssize_t *out, int *given)
-{
-    if (o == NULL || o == Py_None) {
-        *given = 0;
-        return 0;
-    }
-    *given = 1;
-    *out = PyNumber_AsSsize_t(o, PyExc_OverflowError);
-    if (*out == -1 && PyErr_Occurred())
-        return -1;
-    return 0;
-}
-
-/* Parse (high=None, low=None) into water marks as asyncio does. */
-static int
-transport_parse_limits(PyObject *args, PyObject *kwds, const char *fmt,
-                       Py_ssize_t *high_out, Py_ssize_t *low_out)
+transport_set_limits(tl_transport *self, PyObject *args, PyObject *kwds,
+                     const char *fmt)
 {
     static char *kwlist[] = {"high", "low", NULL};
-    PyObject *ho = Py_None, *lo = Py_None;
-    Py_ssize_t high = 0, low = 0;
-    int hg, lg;
+    PyObject *ho = Py_None, *lo = Py_None, *high = NULL, *low = NULL, *k;
+    double hd, ld;
+    int ok;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, fmt, kwlist, &ho, &lo))
         return -1;
-    if (transport_size_arg(ho, &high, &hg) < 0
-        || transport_size_arg(lo, &low, &lg) < 0)
-        return -1;
-    if (!hg)
-        high = lg ? 4 * low : TRANSPORT_HIGH_WATER;
-    if (!lg)
-        low = high / 4;
-    if (!(high >= low && low >= 0)) {
-        PyErr_Format(PyExc_ValueError,
-                     "high (%zd) must be >= low (%zd) must be >= 0",
-                     high, low);
-        return -1;
+    if (ho != Py_None)
+        high = Py_NewRef(ho);
+    else if (lo == Py_None)
+        high = PyLong_FromLong(TRANSPORT_HIGH_WATER);
+    else if ((k = PyLong_FromLong(4)) != NULL) {
+        high = PyNumber_Multiply(k, lo);
+        Py_DECREF(k);
     }
-    *high_out = high;
-    *low_out = low;
+    if (high == NULL)
+        return -1;
+    if (lo != Py_None)
+        low = Py_NewRef(lo);
+    else if ((k = PyLong_FromLong(4)) != NULL) {
+        low = PyNumber_FloorDivide(high, k);
+        Py_DECREF(k);
+    }
+    if (low == NULL)
+        goto error;
+    ok = PyObject_RichCompareBool(high, low, Py_GE);
+    if (ok > 0) {
+        PyObject *zero = PyLong_FromLong(0);
+        ok = zero ? PyObject_RichCompareBool(low, zero, Py_GE) : -1;
+        Py_XDECREF(zero);
+    }
+    if (ok < 0)
+        goto error;
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError,
+                     "high (%R) must be >= low (%R) must be >= 0", high, low);
+        goto error;
+    }
+    hd = PyFloat_AsDouble(high);
+    if (hd == -1.0 && PyErr_Occurred())
+        goto error;
+    ld = PyFloat_AsDouble(low);
+    if (ld == -1.0 && PyErr_Occurred())
+        goto error;
+    Py_XSETREF(self->high_obj, high);
+    Py_XSETREF(self->low_obj, low);
+    self->high = hd;
+    self->low = ld;
     return 0;
+error:
+    Py_DECREF(high);
+    Py_XDECREF(low);
+    return -1;
+}
+
+static PyObject *
+transport_water_mark(PyObject *obj, double value)
+{
+    if (obj != NULL)
+        return Py_NewRef(obj);
+    return PyLong_FromDouble(value);
 }
 
 static PyObject *
 transport_set_write_buffer_limits(tl_transport *self, PyObject *args,
                                   PyObject *kwds)
 {
-    if (transport_parse_limits(args, kwds, "|OO:set_write_buffer_limits",
-                               &self->high, &self->low) < 0)
+    if (transport_set_limits(self, args, kwds,
+                             "|OO:set_write_buffer_limits") < 0)
         return NULL;
     if (transport_maybe_pause_protocol(self) < 0)
         return NULL;
@@ -1090,8 +1246,8 @@ static PyObject *
 transport_set_write_buffer_limits_priv(tl_transport *self, PyObject *args,
                                        PyObject *kwds)
 {
-    if (transport_parse_limits(args, kwds, "|OO:_set_write_buffer_limits",
-                               &self->high, &self->low) < 0)
+    if (transport_set_limits(self, args, kwds,
+                             "|OO:_set_write_buffer_limits") < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -1118,7 +1274,13 @@ static PyObject *
 transport_get_write_buffer_limits(tl_transport *self,
                                   PyObject *Py_UNUSED(ignored))
 {
-    return Py_BuildValue("(nn)", self->low, self->high);
+    PyObject *low = transport_water_mark(self->low_obj, self->low);
+    PyObject *high = low ? transport_water_mark(self->high_obj, self->high)
+                         : NULL;
+    PyObject *r = high ? PyTuple_Pack(2, low, high) : NULL;
+    Py_XDECREF(low);
+    Py_XDECREF(high);
+    return r;
 }
 
 static PyObject *
@@ -1278,6 +1440,8 @@ transport_traverse(tl_transport *self, visitproc visit, void *arg)
     Py_VISIT(self->context);
     Py_VISIT(self->empty_waiter);
     Py_VISIT(self->dict);
+    Py_VISIT(self->high_obj);
+    Py_VISIT(self->low_obj);
     for (int k = 0; k < 4; k++)
         Py_VISIT(self->flow_slots[k]);
     for (Py_ssize_t i = 0; i < self->wq_len; i++)
@@ -1294,6 +1458,8 @@ transport_clear(tl_transport *self)
     Py_CLEAR(self->context);
     Py_CLEAR(self->empty_waiter);
     Py_CLEAR(self->dict);
+    Py_CLEAR(self->high_obj);
+    Py_CLEAR(self->low_obj);
     for (int k = 0; k < 4; k++)
         Py_CLEAR(self->flow_slots[k]);
     transport_clear_queue(self);
@@ -1328,9 +1494,10 @@ static void
 transport_dealloc(tl_transport *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
+    /* The finalizer runs on a tracked object (debug builds assert it). */
     if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
         return;     /* resurrected */
+    PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     transport_clear(self);
@@ -1382,6 +1549,18 @@ static PyObject *
 transport_get_server(tl_transport *self, void *Py_UNUSED(c))
 {
     return Py_NewRef(self->server ? self->server : Py_None);
+}
+
+static PyObject *
+transport_get_high_water(tl_transport *self, void *Py_UNUSED(c))
+{
+    return transport_water_mark(self->high_obj, self->high);
+}
+
+static PyObject *
+transport_get_low_water(tl_transport *self, void *Py_UNUSED(c))
+{
+    return transport_water_mark(self->low_obj, self->low);
 }
 
 static PyObject *
@@ -1446,6 +1625,8 @@ static PyGetSetDef transport_getset[] = {
     {"_loop", (getter)transport_get_loop, NULL, NULL, NULL},
     {"_server", (getter)transport_get_server, NULL, NULL, NULL},
     {"_empty_waiter", (getter)transport_get_empty_waiter, NULL, NULL, NULL},
+    {"_high_water", (getter)transport_get_high_water, NULL, NULL, NULL},
+    {"_low_water", (getter)transport_get_low_water, NULL, NULL, NULL},
     {"_protocol", (getter)transport_get_protocol_attr, NULL, NULL, NULL},
     {NULL},
 };
@@ -1459,8 +1640,6 @@ static PyMemberDef transport_members[] = {
      READONLY, NULL},
     {"_conn_lost", T_PYSSIZET, offsetof(tl_transport, conn_lost), READONLY,
      NULL},
-    {"_high_water", T_PYSSIZET, offsetof(tl_transport, high), READONLY, NULL},
-    {"_low_water", T_PYSSIZET, offsetof(tl_transport, low), READONLY, NULL},
     {"__dictoffset__", T_PYSSIZET, offsetof(tl_transport, dict), READONLY,
      NULL},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(tl_transport, weakreflist),

@@ -1,4 +1,5 @@
 /* Timer heap: ordering by deadline, FIFO for equal deadlines, filtering. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -18,7 +19,7 @@ main(void)
     tl_timerheap h;
     tl_timer t;
     uint64_t seq = 0;
-    int64_t last;
+    double last;
     int ok;
 
     tl_timerheap_init(&h);
@@ -65,6 +66,23 @@ main(void)
         last = t.when;
     }
     CHECK(ok);
+
+    /* Deadlines at the ends of the double range keep their order: nothing
+     * saturates to a shared value. */
+    {
+        static const double edge[] = {INFINITY, 1e300, 9.3e9, 0.5, -0.5,
+                                      -9.3e9, -1e12, -1e300, -INFINITY};
+        size_t n = sizeof(edge) / sizeof(edge[0]);
+        for (size_t i = 0; i < n; i++)
+            tl_timerheap_push(&h, edge[i], seq++, (void *)(intptr_t)i);
+        ok = 1;
+        for (size_t i = n; i-- > 0;) {
+            tl_timerheap_pop(&h, &t);
+            if ((intptr_t)t.data != (intptr_t)i || t.when != edge[i])
+                ok = 0;
+        }
+        CHECK(ok);
+    }
     tl_timerheap_free(&h);
     return check_report("timerheap");
 }

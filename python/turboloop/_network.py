@@ -12,6 +12,7 @@ _make_socket_transport, _add_reader/_remove_reader (C), _transports, and
 _selector (read only, for transport reprs).
 """
 
+import collections
 import inspect
 import selectors
 import types
@@ -61,6 +62,50 @@ _DETACH_WITH_ARG = len(inspect.signature(base_events.Server._detach).parameters)
 
 _core.SocketTransport._start_tls_compatible = True
 _core.SocketTransport._sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+
+def _write_type_error():
+    # How write() of a non-bytes object starts its TypeError; the wording
+    # changed within 3.13.
+    consts = getattr(selector_events._SelectorSocketTransport.write, "__code__", None)
+    for c in consts.co_consts if consts is not None else ():
+        if isinstance(c, str) and c.startswith("data argument must be"):
+            return c
+    return "data argument must be a bytes-like object, not "
+
+
+_core.SocketTransport._write_type_error = _write_type_error()
+
+
+def _asyncio_writelines(items):
+    """What the running asyncio's own writelines() (3.12+) does with items
+    on an idle transport: (the exception it raises or None, the chunks it
+    queued); None where writelines() is the base class's write() (3.11).
+    Its rules changed within releases (gh-155888), so they are found out
+    by running it on a stand-in transport."""
+    func = selector_events._SelectorSocketTransport.__dict__.get("writelines")
+    if func is None:
+        return None
+    fake = types.SimpleNamespace(
+        _eof=False, _empty_waiter=None, _conn_lost=0, _buffer=collections.deque(),
+        _buffer_size=0, _sock_fd=-1, _write_ready=lambda: None,
+        _maybe_pause_protocol=lambda: None,
+        _loop=types.SimpleNamespace(_add_writer=lambda *args: None))
+    try:
+        func(fake, items)
+    except Exception as exc:  # noqa: BLE001 - the answer is the exception
+        return exc, list(fake._buffer)
+    return None, list(fake._buffer)
+
+
+def _writelines_skips_falsy():
+    # Since gh-155888 asyncio's writelines() leaves out the items that are
+    # false (b"", but also None) before it makes memoryviews of the rest.
+    result = _asyncio_writelines([None])
+    return result is not None and result[0] is None
+
+
+_core.SocketTransport._writelines_skips_falsy = _writelines_skips_falsy()
 
 
 class _DatagramTransport(selector_events._SelectorDatagramTransport):
