@@ -47,6 +47,9 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->SocketTransportType);
     Py_VISIT(st->SockOpType);
     Py_VISIT(st->ssl_module);
+    Py_VISIT(st->ReadPipeTransportType);
+    Py_VISIT(st->WritePipeTransportType);
+    Py_VISIT(st->PidfdWatchType);
     return 0;
 }
 
@@ -122,6 +125,9 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->ssl_module);
     Py_CLEAR(st->kw_context);
     Py_CLEAR(st->kw_msg);
+    Py_CLEAR(st->ReadPipeTransportType);
+    Py_CLEAR(st->WritePipeTransportType);
+    Py_CLEAR(st->PidfdWatchType);
     return 0;
 }
 
@@ -380,7 +386,9 @@ module_exec(PyObject *mod)
         || tl_task_init_type(mod, st) < 0
         || tl_transport_init_type(mod, st) < 0
         || tl_sockop_init_type(mod, st) < 0
-        || tl_datagram_init(mod, st) < 0)
+        || tl_datagram_init(mod, st) < 0
+        || tl_pipe_init_types(mod, st) < 0
+        || tl_process_init_type(mod, st) < 0)
         return -1;
     return 0;
 }
