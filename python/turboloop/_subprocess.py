@@ -18,9 +18,10 @@ when the loop is made, as asyncio 3.14+ does.
 Up to Python 3.13 asyncio also lets a program choose a child watcher through
 the event loop policy (asyncio.set_child_watcher(), deprecated in 3.12).
 When one is set, turboloop uses it exactly as asyncio would (asyncio's own
-_make_subprocess_transport of that version); asyncio's default pidfd
-watcher, which works with any running loop, is taken as a request for the
-default and gets the loop's own.
+_make_subprocess_transport of that version).  asyncio's default watchers,
+which serve whatever loop is running (ThreadedChildWatcher, and from 3.12
+PidfdChildWatcher), are taken as a request for the default and get the
+loop's own.
 """
 
 import os
@@ -83,18 +84,22 @@ def new_child_watcher():
 
 if not _PY314:
     _DefaultPolicy = unix_events._UnixDefaultEventLoopPolicy
-    # 3.12-3.13: asyncio's default watcher, which follows the running loop.
-    _AsyncioPidfd = (unix_events.PidfdChildWatcher
-                     if sys.version_info >= (3, 12) else None)
+    # asyncio's default watchers, which serve whatever loop is running (the
+    # pidfd one only from 3.12; in 3.11 it is bound to one loop).
+    _ANY_LOOP_WATCHERS = (unix_events.ThreadedChildWatcher,)
+    if sys.version_info >= (3, 12):
+        _ANY_LOOP_WATCHERS += (unix_events.PidfdChildWatcher,)
 
     def _policy_child_watcher():
-        """The child watcher set in asyncio's event loop policy, if one was
-        set (or made by asyncio.get_child_watcher()), else None."""
+        """The child watcher a program set in asyncio's event loop policy,
+        or None.  asyncio's defaults, made by asyncio.get_child_watcher()
+        for the first subprocess of a stock loop, work the same on any
+        running loop: for this loop they mean its own watcher."""
         policy = events._event_loop_policy
         if not isinstance(policy, _DefaultPolicy):
             return None
         watcher = policy._watcher
-        if watcher is not None and type(watcher) is _AsyncioPidfd:
+        if watcher is None or type(watcher) in _ANY_LOOP_WATCHERS:
             return None
         return watcher
 
