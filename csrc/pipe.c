@@ -28,6 +28,9 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#if TL_HAVE_FIONREAD
+#  include <sys/ioctl.h>
+#endif
 
 /* asyncio's _UnixReadPipeTransport.max_size */
 #define PIPE_MAX_READ (256 * 1024)
@@ -410,29 +413,80 @@ pipe_maybe_resume_protocol(tl_pipe *self)
 /* Reading (ReadPipeTransport)                                         */
 /* ------------------------------------------------------------------ */
 
+/* Read what is there into a new bytes object: NULL with an exception, or
+ * None (a new reference) when nothing was read; *got is the byte count, 0
+ * at end of file.
+ *
+ * When the kernel says how much is waiting (FIONREAD), the bytes object is
+ * made that size first and read into directly, which saves copying every
+ * chunk out of the loop's buffer; otherwise the read goes through that
+ * buffer. */
+static PyObject *
+pipe_read_chunk(tl_pipe *self, ssize_t *got)
+{
+    PyObject *data;
+#if TL_HAVE_FIONREAD
+    int avail = 0;
+    if (ioctl(self->fd, FIONREAD, &avail) == 0 && avail > 0) {
+        ssize_t want = avail < PIPE_MAX_READ ? avail : PIPE_MAX_READ;
+        data = PyBytes_FromStringAndSize(NULL, want);
+        if (data == NULL)
+            return NULL;
+        do {
+            *got = read(self->fd, PyBytes_AS_STRING(data), (size_t)want);
+        } while (*got < 0 && errno == EINTR);
+        if (*got == want)
+            return data;
+        if (*got > 0) {
+            /* Less than announced (someone else read too): a bytes object
+             * of the right size. */
+            PyObject *part = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data),
+                                                       *got);
+            Py_DECREF(data);
+            return part;
+        }
+        Py_DECREF(data);
+        if (*got == 0)
+            return Py_NewRef(Py_None);
+        if (pipe_would_block(errno)) {
+            *got = -1;
+            return Py_NewRef(Py_None);
+        }
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+#endif
+    if (self->loop->rbuf == NULL) {
+        self->loop->rbuf = malloc(TL_RBUF_SIZE);
+        if (self->loop->rbuf == NULL)
+            return PyErr_NoMemory();
+    }
+    do {
+        *got = read(self->fd, self->loop->rbuf, PIPE_MAX_READ);
+    } while (*got < 0 && errno == EINTR);
+    if (*got > 0)
+        return PyBytes_FromStringAndSize(self->loop->rbuf, *got);
+    if (*got < 0 && !pipe_would_block(errno))
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return Py_NewRef(Py_None);
+}
+
 static int
 pipe_read_ready(tl_pipe *self)
 {
     PyObject *data, *r, *fn;
-    ssize_t got;
-    if (self->loop->rbuf == NULL) {
-        self->loop->rbuf = malloc(TL_RBUF_SIZE);
-        if (self->loop->rbuf == NULL) {
-            PyErr_NoMemory();
+    ssize_t got = 0;
+    data = pipe_read_chunk(self, &got);
+    if (data == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_OSError))
             return -1;
-        }
-    }
-    got = read(self->fd, self->loop->rbuf, PIPE_MAX_READ);
-    if (got < 0) {
-        if (pipe_would_block(errno))
-            return 0;
-        pipe_set_oserror(errno);
         return pipe_fatal(self, "Fatal read error on pipe transport");
     }
-    if (got > 0) {
-        data = PyBytes_FromStringAndSize(self->loop->rbuf, got);
-        if (data == NULL)
-            return -1;
+    if (data == Py_None) {
+        Py_DECREF(data);
+        if (got < 0)
+            return 0;       /* nothing after all */
+    }
+    else {
         r = pipe_call_protocol(self, self->st->str_data_received, data);
         Py_DECREF(data);
         if (r == NULL)

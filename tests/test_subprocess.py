@@ -173,17 +173,18 @@ def test_close_kills_a_running_child(kind, loop, asyncio_log):
 def test_set_protocol(kind, loop):
     async def main():
         transport, proto = await loop.subprocess_exec(
-            lambda: Recorder(loop), "true", stdin=None, stdout=None, stderr=None)
+            lambda: Recorder(loop), "cat", stdout=None, stderr=None)
         other = Recorder(loop)
         other.transport = transport
         transport.set_protocol(other)
         assert transport.get_protocol() is other
+        transport.get_pipe_transport(0).close()
         await other.lost
         return proto, other
 
     proto, other = loop.run_until_complete(main())
     assert proto.events == ["connection_made"]
-    assert "process_exited" in other.events
+    assert other.events == [("pipe_lost", 0, None), "process_exited", ("connection_lost", None)]
     loop.close()
 
 

@@ -195,8 +195,15 @@ def test_loop_closed_with_live_children(kind, loop, monkeypatch):
         os.kill(pid, signal.SIGTERM)
         expected = -signal.SIGTERM
     unraisable.clear()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == expected
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        # Popen's own finalizer reaped it, dead already.
+        assert expected == -signal.SIGKILL
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    else:
+        assert os.waitstatus_to_exitcode(status) == expected
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="/proc")
