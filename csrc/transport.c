@@ -1320,9 +1320,11 @@ static void
 transport_dealloc(tl_transport *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
+    /* The finalizer runs while the object is still tracked, so that a
+     * resurrected object stays a proper GC object. */
     if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
         return;     /* resurrected */
+    PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     transport_clear(self);

@@ -661,5 +661,7 @@ def test_1gib_stdout_slow_reader_bounded_memory(kind, loop):
     assert (got, rc) == (total, 0)
     assert peak <= 2 * limit + max_read
     assert pauses > 0
-    assert grown < 32 << 20
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        # (AddressSanitizer holds freed memory back in its quarantine.)
+        assert grown < 32 << 20
     loop.close()

@@ -115,10 +115,12 @@ def test_200_concurrent_children(kind, loop):
 
 def test_cancel_communicate(kind, loop):
     async def main():
+        # The child never reads its stdin: communicate() waits in drain().
         proc = await asyncio.create_subprocess_exec(
-            "sh", "-c", "cat >/dev/null; exec sleep 30", stdin=PIPE, stdout=PIPE, stderr=PIPE)
+            "sleep", "30", stdin=PIPE, stdout=PIPE, stderr=PIPE)
         task = asyncio.ensure_future(proc.communicate(b"z" * (8 << 20)))
-        await asyncio.sleep(0.05)
+        while proc.stdin.transport.get_write_buffer_size() == 0:
+            await asyncio.sleep(0.001)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
