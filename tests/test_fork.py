@@ -13,7 +13,12 @@ import traceback
 import pytest
 from support import PY
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()"),
+    # 3.12+ warns about forking while threads (an earlier test's executor, a
+    # watcher thread) are alive; these children only run the loop.
+    pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
+]
 
 
 def in_child(body):

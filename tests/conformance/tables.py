@@ -153,6 +153,7 @@ JOB_WEIGHTS = {
     ("test_tasks", TYPES): 12,
     ("test_events", LOOPS): 10,
     ("test_ssl", LOOPS): 9,
+    ("test_subprocess", LOOPS): 8,
     ("test_taskgroups", LOOPS): 6,
     ("test_eager_task_factory", TYPES): 4,
     ("test_tasks", LOOPS): 4,
