@@ -66,10 +66,11 @@ typedef struct {
     char closing;
     char paused;                /* pause_reading() */
     char protocol_paused;       /* pause_writing() was called */
-    char watch_close;           /* write pipe: read the fd to see the peer go */
+    char watch_close;           /* write pipe: watch it to see the reader go */
     char rwatch;                /* the loop watches fd for us */
     char wwatch;
-    char lost;                  /* connection_lost() ran: asyncio's _loop is None */
+    char lost;                  /* connection_lost() ran (asyncio's _loop is
+                                   None from then on) */
 } tl_pipe;
 
 static int pipe_on_readable(PyObject *obj);
@@ -197,9 +198,8 @@ pipe_call_protocol(tl_pipe *self, PyObject *name, PyObject *arg)
     Py_INCREF(protocol);
     argv[0] = protocol;
     argv[1] = arg;
-    r = PyObject_VectorcallMethod(name, argv,
-                                  (arg ? 2 : 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                  NULL);
+    r = PyObject_VectorcallMethod(
+        name, argv, (arg ? 2 : 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     Py_DECREF(protocol);
     return r;
 }
@@ -495,7 +495,8 @@ pipe_read_ready(tl_pipe *self)
         return 0;
     }
     /* End of file: the other side closed. */
-    if (self->loop->debug && pipe_log(self, "info", (PyObject *)self, "was closed by peer") < 0)
+    if (self->loop->debug
+        && pipe_log(self, "info", (PyObject *)self, "was closed by peer") < 0)
         return -1;
     self->closing = 1;
     pipe_unwatch(self, 0);
@@ -523,7 +524,8 @@ pipe_peer_closed(tl_pipe *self)
 {
     PyObject *exc = NULL;
     int r;
-    if (self->loop->debug && pipe_log(self, "info", (PyObject *)self, "was closed by peer") < 0)
+    if (self->loop->debug
+        && pipe_log(self, "info", (PyObject *)self, "was closed by peer") < 0)
         return -1;
     if (self->wq_len > 0) {
         exc = PyObject_CallNoArgs(PyExc_BrokenPipeError);
@@ -745,7 +747,8 @@ pipe_write(tl_pipe *self, PyObject *data)
                 PyBuffer_Release(&view);
                 self->conn_lost++;
                 pipe_set_oserror(err);
-                if (pipe_fatal(self, "Fatal write error on pipe transport") < 0)
+                if (pipe_fatal(self,
+                               "Fatal write error on pipe transport") < 0)
                     return NULL;
                 Py_RETURN_NONE;
             }
@@ -889,7 +892,8 @@ pipe_pause_reading(tl_pipe *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     self->paused = 1;
     pipe_unwatch(self, 0);
-    if (self->loop->debug && pipe_log(self, "debug", (PyObject *)self, "pauses reading") < 0)
+    if (self->loop->debug
+        && pipe_log(self, "debug", (PyObject *)self, "pauses reading") < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -902,7 +906,8 @@ pipe_resume_reading(tl_pipe *self, PyObject *Py_UNUSED(ignored))
     self->paused = 0;
     if (pipe_watch(self, 0) < 0)
         return NULL;
-    if (self->loop->debug && pipe_log(self, "debug", (PyObject *)self, "resumes reading") < 0)
+    if (self->loop->debug
+        && pipe_log(self, "debug", (PyObject *)self, "resumes reading") < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -984,7 +989,8 @@ static PyObject *
 pipe_set_write_buffer_limits_priv(tl_pipe *self, PyObject *args,
                                   PyObject *kwds)
 {
-    if (pipe_parse_limits(self, args, kwds, "|OO:_set_write_buffer_limits") < 0)
+    if (pipe_parse_limits(self, args, kwds,
+                          "|OO:_set_write_buffer_limits") < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -1285,8 +1291,9 @@ pipe_get_buffer(tl_pipe *self, void *Py_UNUSED(c))
     for (Py_ssize_t i = 0; i < self->wq_len; i++) {
         PyObject *c = self->wq[(self->wq_head + i) % self->wq_cap];
         Py_ssize_t off = i == 0 ? self->wq_off : 0;
-        memcpy(p, PyBytes_AS_STRING(c) + off, (size_t)(PyBytes_GET_SIZE(c) - off));
-        p += PyBytes_GET_SIZE(c) - off;
+        Py_ssize_t n = PyBytes_GET_SIZE(c) - off;
+        memcpy(p, PyBytes_AS_STRING(c) + off, (size_t)n);
+        p += n;
     }
     return b;
 }
@@ -1433,7 +1440,8 @@ tl_pipe_init_types(PyObject *mod, tl_state *st)
         Py_DECREF(rbase);
         Py_DECREF(wbase);
         PyErr_SetString(PyExc_ImportError,
-                        "asyncio's transport classes have an unexpected layout");
+                        "asyncio's transport classes have an unexpected "
+                        "layout");
         return -1;
     }
     r = tl_add_type(mod, &pipe_read_spec, rbase, &st->ReadPipeTransportType);
