@@ -15,7 +15,7 @@ import pytest
 # The multiplexer matters here: run on turboloop's poll(2) backend as well.
 ALSO_POLL_BACKEND = True
 
-BIG = 4 * 1024 * 1024
+BIG = 1024 * 1024
 
 
 class ReadProto(asyncio.Protocol):

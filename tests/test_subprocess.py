@@ -647,14 +647,15 @@ def test_1gib_stdout_slow_reader_bounded_memory(kind, loop):
         while True:
             peak = max(peak, len(reader._buffer))
             pauses += not pipe.is_reading()
-            data = await reader.read(limit // 2)
+            data = await reader.read(limit)
             if not data:
                 break
             got += len(data)
             n += 1
-            if n % 2048 == 0:
+            if n % 1024 == 0:
                 rss_peak = max(rss_peak, rss())
-            await asyncio.sleep(0)          # the slow part
+            if n % 4 == 0:
+                await asyncio.sleep(0)      # the slow part
         return got, peak, pauses, rss_peak - rss0, await proc.wait()
 
     got, peak, pauses, grown, rc = loop.run_until_complete(main())
