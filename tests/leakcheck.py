@@ -20,6 +20,7 @@ import sys
 import turboloop
 
 N = 100_000
+PROCS = 40
 
 
 async def _work(n):
@@ -86,7 +87,9 @@ def _round(n):
     loop = turboloop.new_event_loop()
     try:
         loop.run_until_complete(_work(n))
-        loop.run_until_complete(_processes(max(10, n // 2000)))
+        # As many children in the warm-up round as in the others: caches
+        # that child processes fill (subprocess, asyncio) settle there.
+        loop.run_until_complete(_processes(PROCS))
     finally:
         loop.close()
 
