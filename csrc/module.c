@@ -5,6 +5,7 @@
  * calls (looked up once, when the module is executed).
  */
 #include "tl.h"
+#include "profile.h"
 
 static int
 module_traverse(PyObject *mod, visitproc visit, void *arg)
@@ -16,6 +17,9 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->FutureType);
     Py_VISIT(st->FutureIterType);
     Py_VISIT(st->TaskType);
+    Py_VISIT(st->AsyncioFutureType);
+    Py_VISIT(st->AsyncioTaskType);
+    Py_VISIT(st->layout_problem);
     Py_VISIT(st->CancelledError);
     Py_VISIT(st->InvalidStateError);
     Py_VISIT(st->get_event_loop);
@@ -47,6 +51,7 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->SocketTransportType);
     Py_VISIT(st->SockOpType);
     Py_VISIT(st->ssl_module);
+    Py_VISIT(st->ProfilerType);
     Py_VISIT(st->ReadPipeTransportType);
     Py_VISIT(st->WritePipeTransportType);
     Py_VISIT(st->PidfdWatchType);
@@ -63,6 +68,9 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->FutureIterType);
     Py_CLEAR(st->TaskType);
+    Py_CLEAR(st->AsyncioFutureType);
+    Py_CLEAR(st->AsyncioTaskType);
+    Py_CLEAR(st->layout_problem);
     Py_CLEAR(st->CancelledError);
     Py_CLEAR(st->InvalidStateError);
     Py_CLEAR(st->get_event_loop);
@@ -123,6 +131,7 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->SocketTransportType);
     Py_CLEAR(st->SockOpType);
     Py_CLEAR(st->ssl_module);
+    Py_CLEAR(st->ProfilerType);
     Py_CLEAR(st->kw_context);
     Py_CLEAR(st->kw_msg);
     Py_CLEAR(st->ReadPipeTransportType);
@@ -388,7 +397,8 @@ module_exec(PyObject *mod)
         || tl_sockop_init_type(mod, st) < 0
         || tl_datagram_init(mod, st) < 0
         || tl_pipe_init_types(mod, st) < 0
-        || tl_process_init_type(mod, st) < 0)
+        || tl_process_init_type(mod, st) < 0
+        || tl_profile_init_type(mod, st) < 0)
         return -1;
     return 0;
 }

@@ -95,8 +95,10 @@ class Loop:
     def get_task_factory(self) -> _TaskFactory | None: ...
     def stats(self) -> LoopStats: ...
 
-# Future and Task are typed as subclasses of asyncio's Future and Task, which
-# the C types are being made into (they follow asyncio's behaviour either way).
+# True when Future and Task are subclasses of asyncio's C Future and Task
+# (the interpreter's _asyncio has the layout the build expects).
+ASYNCIO_BASE: bool
+
 class Future(asyncio.Future[_T]):
     """asyncio.Future in C."""
 
@@ -104,6 +106,7 @@ class Future(asyncio.Future[_T]):
 
 # Covariant like asyncio.Task: set_result() and set_exception() of a task
 # always raise, so the invariance Future[T] gets from them does not apply.
+@disjoint_base
 class Task(Future[_T_co], asyncio.Task[_T_co]):  # type: ignore[type-var]
     """asyncio.Task in C."""
 
@@ -275,3 +278,24 @@ class PidfdWatch:
     @property
     def fd(self) -> int: ...
     def cancel(self) -> None: ...
+
+@final
+class Profiler:
+    """The accounting of a loop's profiler (turboloop.profiling reads it)."""
+
+    def __new__(
+        cls,
+        *,
+        cpu: bool = False,
+        trace_events: int = 0,
+        max_tasks: int = 1000,
+        capture: Callable[[Any], object] | None = None,
+        skip_prefixes: tuple[str, ...] = ...,
+        task_types: tuple[type, ...] = ...,
+    ) -> Self: ...
+    @property
+    def attached(self) -> bool: ...
+    def attach(self, loop: Loop, /) -> None: ...
+    def detach(self) -> None: ...
+    def reset(self) -> None: ...
+    def snapshot(self, *, trace: bool = True, finished: bool = True) -> dict[str, Any]: ...

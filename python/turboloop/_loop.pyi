@@ -13,6 +13,7 @@ from . import _core
 from ._network import NetworkMixin
 from ._pipes import PipeMixin
 from ._subprocess import SubprocessMixin
+from .profiling import ProfilingMixin
 
 __all__ = ("Loop",)
 
@@ -22,7 +23,9 @@ _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 _Context: TypeAlias = dict[str, Any]
 _ExceptionHandler: TypeAlias = Callable[[asyncio.AbstractEventLoop, _Context], object]
 
-class Loop(_core.Loop, NetworkMixin, PipeMixin, SubprocessMixin, asyncio.AbstractEventLoop):
+class Loop(
+    _core.Loop, NetworkMixin, PipeMixin, SubprocessMixin, ProfilingMixin, asyncio.AbstractEventLoop
+):
     """turboloop's asyncio event loop."""
 
     def __init__(self) -> None: ...

@@ -19,12 +19,7 @@ import warnings
 import turboloop
 
 # Bases the stubs give ahead of the run-time classes, each with its reason.
-AHEAD = {
-    ("turboloop._core.Future", "asyncio.Future"):
-        "the C Future is being made a subclass of asyncio's C Future",
-    ("turboloop._core.Task", "asyncio.Task"):
-        "the C Task is being made a subclass of asyncio's C Task",
-}
+AHEAD = {}
 # Stub-only bases with nothing to compare at run time.
 TYPING_ONLY = {"typing", "typing_extensions", "collections.abc"}
 
