@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from . import cbuild, micro, report
+from . import cbuild, micro, proc, report
 from .loops import LOOPS
 from .servers import MODES, UNSUPPORTED_EXIT
 from .worker import LOOP_UNAVAILABLE_EXIT
@@ -144,7 +144,7 @@ class Context:
 # -- micro -----------------------------------------------------------------
 
 def run_micro(ctx, case, loop):
-    cmd = [ctx.python, "-m", "bench.worker", "micro", case.params["workload"],
+    cmd = [ctx.python, "-m", "bench.worker", case.kind, case.params["workload"],
            "--loop", loop, "--ops", str(case.params["ops"])]
     try:
         proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ctx.env, capture_output=True,
@@ -343,7 +343,9 @@ def run_http(ctx, case, loop):
     return res
 
 
-RUNNERS = {"micro": run_micro, "echo": run_echo, "http": run_http}
+RUNNERS = {"micro": run_micro, "echo": run_echo, "http": run_http,
+           # child processes: the same worker protocol as micro
+           "proc": run_micro}
 
 
 # -- planning and running ----------------------------------------------------
@@ -364,6 +366,10 @@ def build_cases(args, loops):
                                               "conns": conns}, loops + [C_FLOOR]))
     if "http" in args.suites:
         cases.append(Case("http", "aiohttp-hello/c64", {"conns": 64}, loops))
+    if "proc" in args.suites:
+        for name, (_, default_ops, _) in proc.WORKLOADS.items():
+            ops = max(10, int(default_ops * (0.1 if args.quick else 1)))
+            cases.append(Case("proc", name, {"workload": name, "ops": ops}, loops))
     if args.filter:
         def wanted(case):
             for pat in args.filter:
@@ -382,6 +388,8 @@ def _progress(msg):
 
 
 def _headline(case, sample):
+    if case.kind == "proc":
+        return _proc_headline(case.name, sample)
     if case.kind == "micro":
         return f"{sample['wall_ns_per_op']:.0f} ns/op"
     if case.kind == "echo":
@@ -481,6 +489,53 @@ def _notes(done, kind):
     return lines
 
 
+def _proc_headline(name, sample):
+    if name == "cat_pipe":
+        return (f"{1e9 / sample['wall_ns_per_op']:,.0f} MiB/s, "
+                f"{sample['cpu_ns_per_op'] * 1024 / 1e6:,.0f} ms cpu/GiB")
+    return (f"{sample['cpu_ns_per_op'] / 1e3:,.0f} us cpu/child, "
+            f"{sample['wall_ns_per_op'] / 1e3:,.0f} us wall/child")
+
+
+def _proc_table(done, loops, reps_text):
+    """Child processes: CPU per child and per GiB (the benchmark process's
+    own, lower is better) and the pipe's throughput (higher is better)."""
+    rows = [(c, r) for c, r in done if c.kind == "proc"]
+    if not rows:
+        return []
+    ratio_h = _ratio_headers(loops)
+    t = report.Table(f"Child processes ({reps_text('proc')}); ratios are turboloop's figure "
+                     "over the other loop's", ["workload", *loops, *ratio_h])
+    metrics = {
+        "spawn_true": (("CPU µs per child", "cpu_ns_per_op", 1e-3),
+                       ("wall µs per child", "wall_ns_per_op", 1e-3)),
+        "cat_pipe": (("CPU ms per GiB", "cpu_ns_per_op", 1024 / 1e6),
+                     ("MiB/s (higher is better)", "wall_ns_per_op", None)),
+    }
+    for case, results in rows:
+        for label, key, scale in metrics.get(case.name, ()):
+            cells, values = [], {}
+            for lp in loops:
+                st = _stat(results, lp, key)
+                if st is None:
+                    cells.append(_cell(results, lp, key))
+                    continue
+                med = st["median"]
+                value = 1e9 / med if scale is None else med * scale
+                values[lp] = value
+                spread = f" ±{st['spread_pct']:.0f}%" if st["n"] > 1 else ""
+                cells.append(f"{report.fmt_num(value)}{spread}")
+            ratios = []
+            if "turboloop" in loops:
+                for base, _ in RATIO_BASES:
+                    if base in loops:
+                        tl, other = values.get("turboloop"), values.get(base)
+                        ratios.append(f"{tl / other:.2f}x" if tl and other else "")
+            t.add([f"{case.name}: {label}", *cells, *ratios])
+    t.notes = _notes(done, "proc")
+    return [t]
+
+
 def build_tables(done, loops, reps_text):
     """Tables for the finished cases; reps_text(kind) describes how many
     runs each figure summarises."""
@@ -531,6 +586,7 @@ def build_tables(done, loops, reps_text):
         notes = _notes(done, "echo")
         t.notes = notes
         tables.append(t)
+    tables += _proc_table(done, loops, reps_text)
     http_rows = [(c, r) for c, r in done if c.kind == "http"]
     if http_rows:
         t = report.Table(f"HTTP: aiohttp hello world under wrk ({reps_text('http')})",
@@ -582,7 +638,7 @@ def _reps(args, kind):
         return args.reps
     if kind == "micro":
         return 2 if args.quick else 5
-    return 1 if args.quick else 3
+    return 1 if args.quick else 3     # echo, http, proc
 
 
 def _reps_text(n):
@@ -608,8 +664,11 @@ def parse_args(argv):
     p.add_argument("--loops", default=",".join(LOOPS),
                    help="comma-separated loops to compare (default: %(default)s)")
     p.add_argument("--suites", default="micro,echo",
-                   help="comma-separated suites: micro, echo, http (default: %(default)s; "
-                        "--http adds http)")
+                   help="comma-separated suites: micro, echo, http, proc (default: "
+                        "%(default)s; --http adds http, --proc adds proc)")
+    p.add_argument("--proc", action="store_true",
+                   help="also run the child-process workloads (spawn 1,000 children; "
+                        "1 GiB through cat), about 2 minutes")
     p.add_argument("--python", help="interpreter for the benchmark processes "
                                     "(default: the one running this)")
     p.add_argument("--reps", type=int, help="repetitions per loop and workload "
@@ -633,6 +692,8 @@ def parse_args(argv):
     args.suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     if args.http and "http" not in args.suites:
         args.suites.append("http")
+    if args.proc and "proc" not in args.suites:
+        args.suites.append("proc")
     for s in args.suites:
         if s not in RUNNERS:
             p.error(f"unknown suite {s!r}")

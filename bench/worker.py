@@ -1,12 +1,13 @@
 """Entry point of the benchmark's child processes.
 
     python -m bench.worker micro NAME --loop LOOP [--ops N] [--warmup-ops N]
+    python -m bench.worker proc NAME --loop LOOP [--ops N] [--warmup-ops N]
     python -m bench.worker echo-server --loop LOOP --mode MODE --transport tcp|unix [--path P]
     python -m bench.worker http-server --loop LOOP
 
 Each child imports one event loop and does one thing, so a run never shares
 allocator state, warmed caches or a crashed loop between measurements.  The
-micro mode prints one JSON object on stdout.
+micro and proc modes print one JSON object on stdout.
 """
 
 import argparse
@@ -16,7 +17,7 @@ import os
 import sys
 import time
 
-from . import loops, micro, servers
+from . import loops, micro, proc, servers
 
 LOOP_UNAVAILABLE_EXIT = 4
 
@@ -51,6 +52,11 @@ def main(argv=None):
     p.add_argument("--loop", required=True)
     p.add_argument("--ops", type=int)
     p.add_argument("--warmup-ops", type=int)
+    p = sub.add_parser("proc")
+    p.add_argument("name", choices=sorted(proc.WORKLOADS))
+    p.add_argument("--loop", required=True)
+    p.add_argument("--ops", type=int)
+    p.add_argument("--warmup-ops", type=int)
     p = sub.add_parser("echo-server")
     p.add_argument("--loop", required=True)
     p.add_argument("--mode", required=True, choices=servers.MODES)
@@ -63,8 +69,9 @@ def main(argv=None):
     factory = _factory_or_exit(args.loop)
     import asyncio
 
-    if args.cmd == "micro":
-        fn, default_ops, _ = micro.WORKLOADS[args.name]
+    if args.cmd in ("micro", "proc"):
+        table = micro.WORKLOADS if args.cmd == "micro" else proc.WORKLOADS
+        fn, default_ops, _ = table[args.name]
         n = args.ops or default_ops
         warmup = args.warmup_ops if args.warmup_ops is not None else max(1, n // 10)
         with asyncio.Runner(loop_factory=factory) as runner:

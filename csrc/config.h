@@ -9,9 +9,13 @@
 #if defined(__linux__)
 #  define TL_HAVE_EPOLL 1
 #  define TL_HAVE_EVENTFD 1
+#  define TL_HAVE_PIDFD 1     /* pidfd_open(2); the kernel may still lack it */
+#  define TL_HAVE_FIONREAD 1  /* ioctl(FIONREAD) on pipes, sockets and ttys */
 #else
 #  define TL_HAVE_EPOLL 0
 #  define TL_HAVE_EVENTFD 0
+#  define TL_HAVE_PIDFD 0
+#  define TL_HAVE_FIONREAD 0
 #endif
 
 /* poll(2) is available on every POSIX system we build on. */

@@ -1309,6 +1309,48 @@ loop_close_core(tl_loop *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* In a child made with fork(): the epoll instance and the wake-up eventfd
+ * are shared with the parent, so whatever this copy of the loop did to them
+ * (a transport closed, a reader removed, a thread waking it) would happen to
+ * the parent's loop.  Give the loop its own, with every watched fd
+ * registered again.  Called from the Python side's os.register_at_fork()
+ * hook. */
+static PyObject *
+loop_reinit_after_fork(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    int err, old_wakeup = self->wakeup_fd, old_wwake = self->wakeup_wfd;
+    if (self->closed || self->poller == NULL)
+        Py_RETURN_NONE;
+    err = tl_poller_reinit(self->poller);
+    if (err == 0) {
+        /* A backend that kept its registrations (poll) must forget the
+         * old wake-up fd, which is closed next. */
+        tl_poller_modify(self->poller, old_wakeup, TL_POLL_READ, 0);
+        if (old_wwake >= 0 && old_wwake != old_wakeup)
+            close(old_wwake);
+        close(old_wakeup);
+        self->wakeup_fd = self->wakeup_wfd = -1;
+        err = loop_open_wakeup(self);
+    }
+    for (int fd = 0; err == 0 && fd < self->nfds; fd++) {
+        unsigned mask = self->fds[fd].mask;
+        if (mask != 0 && tl_poller_modify(self->poller, fd, 0, mask) != 0)
+            self->fds[fd].mask = 0;     /* closed behind our back */
+    }
+    if (err != 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    self->polling = 0;
+    if (self->running && self->thread_id != PyThread_get_thread_ident()) {
+        /* The thread that ran the loop does not exist in the child. */
+        self->running = 0;
+        self->stopping = 0;
+        self->thread_id = 0;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 loop_check_closed_py(tl_loop *self, PyObject *Py_UNUSED(ignored))
 {
@@ -1682,6 +1724,8 @@ static PyMethodDef loop_methods[] = {
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},
     {"_close", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
     {"_check_closed", (PyCFunction)loop_check_closed_py, METH_NOARGS, NULL},
+    {"_reinit_after_fork", (PyCFunction)loop_reinit_after_fork, METH_NOARGS,
+     NULL},
     {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
     {"_add_reader", (PyCFunction)(void (*)(void))loop_add_reader,
      METH_FASTCALL | METH_KEYWORDS, NULL},

@@ -52,6 +52,9 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->SockOpType);
     Py_VISIT(st->ssl_module);
     Py_VISIT(st->ProfilerType);
+    Py_VISIT(st->ReadPipeTransportType);
+    Py_VISIT(st->WritePipeTransportType);
+    Py_VISIT(st->PidfdWatchType);
     return 0;
 }
 
@@ -131,6 +134,9 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->ProfilerType);
     Py_CLEAR(st->kw_context);
     Py_CLEAR(st->kw_msg);
+    Py_CLEAR(st->ReadPipeTransportType);
+    Py_CLEAR(st->WritePipeTransportType);
+    Py_CLEAR(st->PidfdWatchType);
     return 0;
 }
 
@@ -390,6 +396,8 @@ module_exec(PyObject *mod)
         || tl_transport_init_type(mod, st) < 0
         || tl_sockop_init_type(mod, st) < 0
         || tl_datagram_init(mod, st) < 0
+        || tl_pipe_init_types(mod, st) < 0
+        || tl_process_init_type(mod, st) < 0
         || tl_profile_init_type(mod, st) < 0)
         return -1;
     return 0;

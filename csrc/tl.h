@@ -182,6 +182,11 @@ typedef struct tl_state {
     unsigned long long task_name_counter;
     int format_source_has_debug;       /* 3.13+: debug= keyword */
     PyTypeObject *ProfilerType;        /* profile.c */
+
+    /* Pipes and child processes (pipe.c, process.c). */
+    PyTypeObject *ReadPipeTransportType;
+    PyTypeObject *WritePipeTransportType;
+    PyTypeObject *PidfdWatchType;
 } tl_state;
 
 extern PyModuleDef tl_module_def;
@@ -525,6 +530,10 @@ int tl_awaited_by_discard(tl_state *st, PyObject *fut, PyObject *waiter);
 
 /* transport.c */
 int tl_transport_init_type(PyObject *mod, tl_state *st);
+
+/* pipe.c, process.c */
+int tl_pipe_init_types(PyObject *mod, tl_state *st);
+int tl_process_init_type(PyObject *mod, tl_state *st);
 
 /* task.c */
 int tl_task_init_type(PyObject *mod, tl_state *st);

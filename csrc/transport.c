@@ -1494,7 +1494,8 @@ static void
 transport_dealloc(tl_transport *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    /* The finalizer runs on a tracked object (debug builds assert it). */
+    /* The finalizer runs while the object is still tracked, so that a
+     * resurrected object stays a proper GC object. */
     if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
         return;     /* resurrected */
     PyObject_GC_UnTrack(self);

@@ -1,5 +1,6 @@
 """Leak check: create, complete and cancel many tasks and futures on a
-turboloop loop and check that nothing accumulates.
+turboloop loop, run child processes through their pipes and a pipe pair,
+and check that nothing accumulates.
 
 Run it directly (not collected by pytest):
 
@@ -13,11 +14,13 @@ on growth.
 
 import asyncio
 import gc
+import os
 import sys
 
 import turboloop
 
 N = 100_000
+PROCS = 40
 
 
 async def _work(n):
@@ -57,10 +60,36 @@ async def _work(n):
             await ok()
 
 
+async def _processes(n):
+    # Children with all three pipes, one killed; a pipe pair both ways.
+    loop = asyncio.get_running_loop()
+    for i in range(n):
+        proc = await asyncio.create_subprocess_exec(
+            "cat", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        if i % 5 == 0:
+            proc.kill()
+        await proc.communicate(b"x" * 100_000)
+    r, w = os.pipe()
+    with os.fdopen(r, "rb", 0) as rf, os.fdopen(w, "wb", 0) as wf:
+        reader = asyncio.StreamReader()
+        rt, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), rf)
+        wt, wp = await loop.connect_write_pipe(asyncio.Protocol, wf)
+        wt.write(b"y" * 1_000_000)
+        wt.close()
+        assert len(await reader.read()) == 1_000_000
+        rt.close()
+        await asyncio.sleep(0)
+
+
 def _round(n):
     loop = turboloop.new_event_loop()
     try:
         loop.run_until_complete(_work(n))
+        # As many children in the warm-up round as in the others: caches
+        # that child processes fill (subprocess, asyncio) settle there.
+        loop.run_until_complete(_processes(PROCS))
     finally:
         loop.close()
 

@@ -20,8 +20,10 @@ from asyncio import (base_events, coroutines, events, format_helpers, futures,
                      tasks)
 from asyncio.log import logger
 
-from . import _core
+from . import _core, _fork
 from ._network import NetworkMixin
+from ._pipes import PipeMixin
+from ._subprocess import SubprocessMixin
 from .profiling import ProfilingMixin
 
 __all__ = ("Loop",)
@@ -98,7 +100,8 @@ def _is_numeric_address(host, port):
     return False
 
 
-class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
+class Loop(_core.Loop, NetworkMixin, PipeMixin, SubprocessMixin, ProfilingMixin,
+           asyncio.AbstractEventLoop):
     """An asyncio event loop whose scheduling, timers, I/O polling, futures
     and tasks are implemented in C."""
 
@@ -114,6 +117,8 @@ class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
         self._ssock = self._csock = None
         self._current_handle = None
         self._init_network()
+        self._init_subprocess()
+        _fork.track(self)
         # asyncio's loops expose the resolution of their clock; ours is the
         # same monotonic clock.
         self._clock_resolution = time.get_clock_info("monotonic").resolution
@@ -465,6 +470,16 @@ class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
         self._add_reader(self._ssock.fileno(), self._read_signals)
+
+    def _after_fork(self):
+        # In a child made with os.fork(); see _fork.py.
+        if self.is_closed():
+            return
+        self._reinit_after_fork()
+        if self._ssock is not None:
+            # The pair is the parent's too: this loop gets its own.
+            self._close_signal_socket()
+            self._open_signal_socket()
 
     def _close_signal_socket(self):
         if self._ssock is None:

@@ -11,6 +11,8 @@ from typing_extensions import TypeVarTuple, Unpack
 
 from . import _core
 from ._network import NetworkMixin
+from ._pipes import PipeMixin
+from ._subprocess import SubprocessMixin
 from .profiling import ProfilingMixin
 
 __all__ = ("Loop",)
@@ -21,7 +23,9 @@ _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 _Context: TypeAlias = dict[str, Any]
 _ExceptionHandler: TypeAlias = Callable[[asyncio.AbstractEventLoop, _Context], object]
 
-class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
+class Loop(
+    _core.Loop, NetworkMixin, PipeMixin, SubprocessMixin, ProfilingMixin, asyncio.AbstractEventLoop
+):
     """turboloop's asyncio event loop."""
 
     def __init__(self) -> None: ...
@@ -108,23 +112,3 @@ class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
         sock: socket | None = None,
     ) -> tuple[asyncio.DatagramTransport, _ProtocolT]: ...
 
-    # Not implemented yet: they raise NotImplementedError.
-    async def subprocess_exec(
-        self,
-        protocol_factory: Callable[[], _ProtocolT],
-        *args: Any,
-        stdin: Any = -1,
-        stdout: Any = -1,
-        stderr: Any = -1,
-        **kwargs: Any,
-    ) -> tuple[asyncio.SubprocessTransport, _ProtocolT]: ...
-    async def subprocess_shell(
-        self,
-        protocol_factory: Callable[[], _ProtocolT],
-        cmd: bytes | str,
-        *,
-        stdin: Any = -1,
-        stdout: Any = -1,
-        stderr: Any = -1,
-        **kwargs: Any,
-    ) -> tuple[asyncio.SubprocessTransport, _ProtocolT]: ...

@@ -40,7 +40,6 @@ _BORROWED = (
     # datagrams and pipes
     "create_datagram_endpoint", "_make_datagram_transport",
     "connect_read_pipe", "connect_write_pipe",
-    "_make_read_pipe_transport", "_make_write_pipe_transport",
     # sendfile
     "sendfile", "_sendfile_native", "_sendfile_fallback", "sock_sendfile",
     "_sock_sendfile_native", "_sock_sendfile_fallback",

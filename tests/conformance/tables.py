@@ -40,8 +40,9 @@ LOOP_GENERIC_MODULES = {
     "test_eager_task_factory": "classes not parameterized by Task (default factory with eager_start)",
 }
 
-# Modules that need the transports (sockets, pipes, TLS): group network, kept
-# apart so that missing I/O support does not drag the loop-generic rate.
+# Modules that need the transports (sockets, pipes, TLS, child processes):
+# group network, kept apart so that missing I/O support does not drag the
+# loop-generic rate.
 NETWORK_MODULES = {
     "test_streams": "whole module",
     "test_sock_lowlevel": "BaseSockTestsMixin as TurboLoopEventLoopTests",
@@ -52,6 +53,7 @@ NETWORK_MODULES = {
     "test_protocols": "whole module",
     "test_ssl": "whole module",
     "test_sslproto": "BaseStartTLS as TurboLoopStartTLSTests",
+    "test_subprocess": "whole module (child processes and their pipes)",
 }
 
 # Modules the "loops" phase leaves out.  Their Task/Future-parameterized
@@ -62,7 +64,6 @@ EXCLUDED_MODULES = {
     "test_windows_events": "Windows only",
     "test_windows_utils": "Windows only",
     "test_unix_events": "selector loop internals: signal wake-up fd, pipe transport classes, child watchers, fork hooks",
-    "test_subprocess": "subprocess support has not landed in turboloop",
     "test_transports": "asyncio's abstract transport base classes; no event loop involved",
     "test_tools": "formatting of `python -m asyncio ps/pstree`, which reads another process; no event loop involved",
     "test_graph": "Task/Future-parameterized only (runs in the types phase)",
@@ -121,9 +122,7 @@ EXCLUDED_TESTS = {
 }
 
 # Tests left out by the mixin that defines them, by (module, mixin name).
-EXCLUDED_MIXINS = {
-    ("test_events", "SubprocessTestsMixin"): "subprocess support has not landed in turboloop",
-}
+EXCLUDED_MIXINS = {}
 
 # Tests of a loop-generic module that belong to the network group, by
 # (module, defining class name) -> pattern on the test name.
@@ -134,6 +133,8 @@ NETWORK_TESTS = {
     ("test_events", "UnixPipeObjectSupportTests"): re.compile(r""),
     # Server objects, made with loop.create_server().
     ("test_events", "TestServer"): re.compile(r""),
+    # Child processes and their pipes.
+    ("test_events", "SubprocessTestsMixin"): re.compile(r""),
 }
 
 # Method names through which CPython's suite asks a test class for the loop
@@ -152,6 +153,7 @@ JOB_WEIGHTS = {
     ("test_tasks", TYPES): 12,
     ("test_events", LOOPS): 10,
     ("test_ssl", LOOPS): 9,
+    ("test_subprocess", LOOPS): 8,
     ("test_taskgroups", LOOPS): 6,
     ("test_eager_task_factory", TYPES): 4,
     ("test_tasks", LOOPS): 4,
