@@ -47,6 +47,8 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->SocketTransportType);
     Py_VISIT(st->SockOpType);
     Py_VISIT(st->ssl_module);
+    for (int i = 0; i < TL_SSL_NOBJ; i++)
+        Py_VISIT(st->ssl_obj[i]);
     return 0;
 }
 
@@ -122,6 +124,8 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->ssl_module);
     Py_CLEAR(st->kw_context);
     Py_CLEAR(st->kw_msg);
+    for (int i = 0; i < TL_SSL_NOBJ; i++)
+        Py_CLEAR(st->ssl_obj[i]);
     return 0;
 }
 
@@ -380,7 +384,8 @@ module_exec(PyObject *mod)
         || tl_task_init_type(mod, st) < 0
         || tl_transport_init_type(mod, st) < 0
         || tl_sockop_init_type(mod, st) < 0
-        || tl_datagram_init(mod, st) < 0)
+        || tl_datagram_init(mod, st) < 0
+        || tl_sslproto_init(mod, st) < 0)
         return -1;
     return 0;
 }

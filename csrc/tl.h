@@ -19,6 +19,7 @@
 #include "timerheap.h"
 
 #define TL_DGRAM_NSTR 14               /* see datagram.c */
+#define TL_SSL_NOBJ 35                 /* see sslproto.h */
 
 /* ------------------------------------------------------------------ */
 /* Compatibility shims                                                 */
@@ -175,6 +176,9 @@ typedef struct tl_state {
 
     unsigned long long task_name_counter;
     int format_source_has_debug;       /* 3.13+: debug= keyword */
+    /* TLS (sslproto.c): its types, the ssl and asyncio objects and the
+     * names it uses, indexed as sslproto.h says. */
+    PyObject *ssl_obj[TL_SSL_NOBJ];
 } tl_state;
 
 extern PyModuleDef tl_module_def;
@@ -388,6 +392,9 @@ int tl_awaited_by_discard(tl_state *st, PyObject *fut, PyObject *waiter);
 
 /* transport.c */
 int tl_transport_init_type(PyObject *mod, tl_state *st);
+
+/* sslproto.c */
+int tl_sslproto_init(PyObject *mod, tl_state *st);
 
 /* task.c */
 int tl_task_init_type(PyObject *mod, tl_state *st);

@@ -1,0 +1,1563 @@
+/* sslproto.c -- TLS over a stream transport, with the per-record work in C.
+ *
+ * turboloop._sslproto.SSLProtocol subclasses this type together with the
+ * running Python's asyncio.sslproto.SSLProtocol.  What runs per read and
+ * per write is here: get_buffer, buffer_updated, _do_read (and its halves
+ * _do_read__copied and _do_read__buffered), _do_write, _process_outgoing,
+ * _write_appdata, _control_app_writing, _control_ssl_reading,
+ * _get_read_buffer_size, _get_write_buffer_size, pause_writing and
+ * resume_writing, each doing what asyncio's method of that name does.
+ * What runs once per connection is inherited from asyncio: the handshake,
+ * the shutdown and their timeouts, connection_made, connection_lost,
+ * eof_received, _fatal_error, _get_extra_info, _set_state.  The two halves
+ * share their state through this type's members and getsets, which are the
+ * attributes asyncio's code reads and writes (_state, _transport,
+ * _sslobj, ...), so either half sees what the other does.
+ *
+ * Where this differs from asyncio's code, the difference cannot be seen:
+ *
+ * - SSLObject.read(), write() and pending() are called on the _ssl object
+ *   under the SSLObject (its _sslobj), as SSLObject's own methods do.
+ * - Decrypted data is read into the loop's read buffer (sslproto.h) and
+ *   copied out once, where asyncio reads into a new 256 KiB bytes object.
+ * - A read that can only raise SSLWantReadError is not made (see "Record
+ *   accounting" below).  asyncio's read loops end with that exception every
+ *   time; _ssl builds and formats it for each, which is most of the cost of
+ *   reading a small record.
+ *
+ * Any call into Python (the application's protocol, the transport, a
+ * logger) can run arbitrary code, close the connection or replace the
+ * objects held here; code after such a call reads the fields again.
+ */
+#include "sslproto.h"
+
+#include <math.h>
+
+#define SP_READ_MAX (256 * 1024)     /* asyncio's SSLProtocol.max_size */
+#define SP_LOST_WRITES_LOG 5         /* LOG_THRESHOLD_FOR_CONNLOST_WRITES */
+/* The largest record body TLS allows (TLSCiphertext, 2^14 + 2048). */
+#define SP_RECORD_MAX (16384 + 2048)
+/* sp_read_into() and sp_write_ssl(): the call raised one of asyncio's
+ * SSLAgainErrors, now cleared. */
+#define SP_RETRY (-2)
+
+#define NAME(self, i) SP_OBJ((self)->st, (i))
+#define OBJ(o) ((o) != NULL ? (o) : Py_None)
+
+static int sp_do_read(tl_sslproto *self);
+static int sp_do_write(tl_sslproto *self);
+static int sp_process_outgoing(tl_sslproto *self);
+
+/* ------------------------------------------------------------------ */
+/* Calls                                                               */
+/* ------------------------------------------------------------------ */
+
+/* obj.<name>() and obj.<name>(arg). */
+static PyObject *
+sp_call0(PyObject *obj, PyObject *name)
+{
+    PyObject *args[1] = {obj};
+    return PyObject_VectorcallMethod(name, args,
+                                     1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+static PyObject *
+sp_call1(PyObject *obj, PyObject *name, PyObject *arg)
+{
+    PyObject *args[2] = {obj, arg};
+    return PyObject_VectorcallMethod(name, args,
+                                     2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* The same, discarding the result: 0, or -1 with an exception set. */
+static int
+sp_call0_void(PyObject *obj, PyObject *name)
+{
+    PyObject *r = sp_call0(obj, name);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* fn(args...) while exc is the exception being handled (sys.exception()),
+ * as it is inside asyncio's `except` blocks: _fatal_error() logs with
+ * exc_info=True. */
+static PyObject *
+sp_call_handling(PyObject *exc, PyObject *fn, PyObject *const *args,
+                 Py_ssize_t nargs)
+{
+    PyObject *prev = PyErr_GetHandledException(), *r;
+    PyErr_SetHandledException(exc);
+    r = PyObject_Vectorcall(fn, args, (size_t)nargs, NULL);
+    PyErr_SetHandledException(prev);
+    Py_XDECREF(prev);
+    return r;
+}
+
+/* asyncio's `except Exception as ex: self._fatal_error(ex, message)` for
+ * the exception set.  Anything that is not an Exception (KeyboardInterrupt,
+ * SystemExit, CancelledError) propagates, as it does there.  0 when the
+ * exception was handled. */
+static int
+sp_fatal_catch(tl_sslproto *self, PyObject *message)
+{
+    PyObject *exc, *fn, *r, *args[2];
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        return -1;
+    exc = tl_err_get_raised();
+    fn = PyObject_GetAttr((PyObject *)self, NAME(self, SP_N_FATAL_ERROR));
+    if (fn == NULL) {
+        Py_DECREF(exc);
+        return -1;
+    }
+    args[0] = exc;
+    args[1] = message;
+    r = sp_call_handling(exc, fn, args, 2);
+    Py_DECREF(fn);
+    Py_DECREF(exc);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* The AttributeError asyncio gets for an attribute never set (the member
+ * raises it); -1. */
+static int
+sp_missing(tl_sslproto *self, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr((PyObject *)self, name);
+    if (v != NULL) {
+        Py_DECREF(v);
+        PyErr_SetObject(PyExc_AttributeError, name);
+    }
+    return -1;
+}
+
+/* bio.pending, as a number. */
+static int
+sp_bio_pending(tl_sslproto *self, PyObject *bio, Py_ssize_t *out)
+{
+    PyObject *v = PyObject_GetAttr(OBJ(bio), NAME(self, SP_N_PENDING));
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsSsize_t(v);
+    Py_DECREF(v);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Record accounting                                                   */
+/*
+ * OpenSSL takes TLS records out of a memory BIO one at a time: with
+ * read-ahead off (the ssl module never turns it on) SSL_read() takes a
+ * record's 5-byte header, then exactly its body, and decrypts it; the
+ * bytes of a record that has not fully arrived are moved into OpenSSL's own
+ * buffer and SSL_read() fails with SSL_ERROR_WANT_READ.  So a read can
+ * only raise SSLWantReadError when no decrypted byte is pending
+ * (SSLObject.pending() is 0) and OpenSSL has taken every complete record
+ * written into incoming.  The protocol counts the bytes it writes into
+ * incoming (fed), follows the record headers among them to know where the
+ * last complete record ends (complete_end), and compares that with what
+ * OpenSSL has taken (fed - incoming.pending).
+ *
+ * Bytes that are not TLS 1.0-1.3 records (an SSLv2-style hello, garbage)
+ * turn the accounting off for the connection, and so does a read that
+ * returns end of stream (after close_notify, reads return b'' instead of
+ * raising): every read is then made, as asyncio makes it.
+ *
+ * _core._ssl_check_reads(True) makes each skipped read happen anyway and
+ * raise SystemError unless it raises SSLWantReadError; the tests run so.
+ */
+/* ------------------------------------------------------------------ */
+
+static void
+sp_account(tl_sslproto *self, const unsigned char *p, Py_ssize_t n)
+{
+    while (n > 0 && !self->frame_lost) {
+        if (self->body_left > 0) {
+            Py_ssize_t take = n < self->body_left ? n : self->body_left;
+            self->body_left -= take;
+            self->fed += (unsigned long long)take;
+            p += take;
+            n -= take;
+            if (self->body_left == 0)
+                self->complete_end = self->fed;
+            continue;
+        }
+        self->hdr[self->hdr_have++] = *p++;
+        self->fed++;
+        n--;
+        if (self->hdr_have == 5) {
+            /* content type 20-24 (change_cipher_spec .. heartbeat),
+             * version 3.x, a length TLS allows */
+            unsigned len = (unsigned)self->hdr[3] << 8 | self->hdr[4];
+            self->hdr_have = 0;
+            if (self->hdr[0] < 20 || self->hdr[0] > 24 || self->hdr[1] != 3
+                || len > SP_RECORD_MAX)
+                self->frame_lost = 1;
+            else if ((self->body_left = len) == 0)
+                self->complete_end = self->fed;
+        }
+    }
+    self->fed += (unsigned long long)n;
+}
+
+/* 1 if a read now can only raise SSLWantReadError, 0 if it must be made,
+ * -1 on error. */
+static int
+sp_would_block(tl_sslproto *self)
+{
+    Py_ssize_t in_pending, plain;
+    PyObject *r;
+    if (self->frame_lost || self->eof_seen)
+        return 0;
+    if (sp_bio_pending(self, self->incoming, &in_pending) < 0)
+        return -1;
+    /* A complete record OpenSSL has not taken yet? */
+    if (self->complete_end + (unsigned long long)in_pending > self->fed)
+        return 0;
+    r = sp_call0(OBJ(self->sslsock), NAME(self, SP_N_PENDING));
+    if (r == NULL)
+        return -1;
+    plain = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    if (plain == -1 && PyErr_Occurred())
+        return -1;
+    return plain == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* SSLObject calls                                                     */
+/* ------------------------------------------------------------------ */
+
+/* Write p[0:n] into incoming (through b's window), and account for it. */
+static int
+sp_feed(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
+{
+    PyObject *r, *incoming = Py_NewRef(OBJ(self->incoming));
+    b->win = p;
+    b->win_len = n;
+    r = sp_call1(incoming, NAME(self, SP_N_WRITE), (PyObject *)b);
+    b->win = b->mem;
+    b->win_len = b->size;
+    Py_DECREF(incoming);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    sp_account(self, (const unsigned char *)p, n);
+    return 0;
+}
+
+/* sslobj.read(n, buffer) into p[0:n], passed as b's window.  Returns the
+ * count, SP_RETRY, or -1 with an exception set. */
+static Py_ssize_t
+sp_read_into(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
+{
+    PyObject *args[3], *r, *nobj;
+    Py_ssize_t count;
+    nobj = PyLong_FromSsize_t(n);
+    if (nobj == NULL)
+        return -1;
+    args[0] = Py_NewRef(OBJ(self->sslsock));
+    args[1] = nobj;
+    args[2] = (PyObject *)b;
+    b->win = p;
+    b->win_len = n;
+    r = PyObject_VectorcallMethod(NAME(self, SP_N_READ), args,
+                                  3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    b->win = b->mem;
+    b->win_len = b->size;
+    Py_DECREF(args[0]);
+    Py_DECREF(nobj);
+    if (r == NULL) {
+        if (PyErr_ExceptionMatches(SP_OBJ(self->st, SP_AGAIN_ERRORS))) {
+            PyErr_Clear();
+            return SP_RETRY;
+        }
+        return -1;
+    }
+    count = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    if (count == -1 && PyErr_Occurred())
+        return -1;
+    if (count < 0 || count > n) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "SSLObject.read() returned %zd for a %zd-byte buffer",
+                     count, n);
+        return -1;
+    }
+    return count;
+}
+
+/* A read the accounting skipped, made anyway when checks are on: 0 if it
+ * raised SSLWantReadError (or SSLSyscallError) as it had to. */
+static int
+sp_check_skip(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
+{
+    Py_ssize_t got;
+    if (SP_OBJ(self->st, SP_CHECKS) == NULL || n == 0)
+        return 0;
+    got = sp_read_into(self, b, p, n);
+    if (got == SP_RETRY)
+        return 0;
+    if (got >= 0)
+        PyErr_Format(PyExc_SystemError,
+                     "turboloop: a TLS read skipped as empty returned %zd "
+                     "bytes", got);
+    return -1;
+}
+
+/* sslobj.write(data): the count, SP_RETRY, or -1 with an exception set. */
+static Py_ssize_t
+sp_write_ssl(tl_sslproto *self, PyObject *data)
+{
+    PyObject *sock = Py_NewRef(OBJ(self->sslsock));
+    PyObject *r = sp_call1(sock, NAME(self, SP_N_WRITE), data);
+    Py_ssize_t count;
+    Py_DECREF(sock);
+    if (r == NULL) {
+        if (PyErr_ExceptionMatches(SP_OBJ(self->st, SP_AGAIN_ERRORS))) {
+            PyErr_Clear();
+            return SP_RETRY;
+        }
+        return -1;
+    }
+    count = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    if (count == -1 && PyErr_Occurred())
+        return -1;
+    return count < 0 ? 0 : count;
+}
+
+/* ------------------------------------------------------------------ */
+/* Incoming flow                                                       */
+/* ------------------------------------------------------------------ */
+
+/* close_notify arrived: self._call_eof_received(); self._start_shutdown() */
+static int
+sp_on_close_notify(tl_sslproto *self)
+{
+    if (sp_call0_void((PyObject *)self, NAME(self, SP_N_CALL_EOF)) < 0)
+        return -1;
+    return sp_call0_void((PyObject *)self, NAME(self, SP_N_START_SHUTDOWN));
+}
+
+/* The bytes of parts (a list of bytes) followed by tail[0:n]. */
+static PyObject *
+sp_join(PyObject *parts, const char *tail, Py_ssize_t n)
+{
+    Py_ssize_t total = n, i, k = PyList_GET_SIZE(parts);
+    PyObject *r;
+    char *p;
+    for (i = 0; i < k; i++)
+        total += PyBytes_GET_SIZE(PyList_GET_ITEM(parts, i));
+    r = PyBytes_FromStringAndSize(NULL, total);
+    if (r == NULL)
+        return NULL;
+    p = PyBytes_AS_STRING(r);
+    for (i = 0; i < k; i++) {
+        PyObject *b = PyList_GET_ITEM(parts, i);
+        memcpy(p, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+        p += PyBytes_GET_SIZE(b);
+    }
+    if (n > 0)
+        memcpy(p, tail, (size_t)n);
+    return r;
+}
+
+/* asyncio's _do_read__copied: read until the SSL object has nothing more,
+ * then one data_received() with all of it, then close_notify if a read
+ * returned end of stream.  The data is collected in the loop's read buffer
+ * (a buffer of our own if that one is busy with an outer read). */
+static int
+sp_read_copied(tl_sslproto *self)
+{
+    tl_sslbuf *b = self->rbuf;
+    PyObject *parts = NULL, *data = NULL, *r;
+    Py_ssize_t off = 0, got;
+    int eof = 0, wb, res = -1;
+
+    if (b == NULL || b->busy) {
+        b = tl_sslbuf_new(self->st, SP_READ_MAX);
+        if (b == NULL)
+            return -1;
+    }
+    else
+        Py_INCREF(b);
+    b->busy = 1;
+    for (;;) {
+        if (off == b->size) {
+            PyObject *chunk = PyBytes_FromStringAndSize(b->mem, off);
+            if (chunk == NULL)
+                goto done;
+            if (parts == NULL && (parts = PyList_New(0)) == NULL) {
+                Py_DECREF(chunk);
+                goto done;
+            }
+            wb = PyList_Append(parts, chunk);
+            Py_DECREF(chunk);
+            if (wb < 0)
+                goto done;
+            off = 0;
+        }
+        wb = sp_would_block(self);
+        if (wb < 0)
+            goto done;
+        if (wb) {
+            if (sp_check_skip(self, b, b->mem + off, b->size - off) < 0)
+                goto done;
+            break;
+        }
+        got = sp_read_into(self, b, b->mem + off, b->size - off);
+        if (got == SP_RETRY)
+            break;
+        if (got < 0)
+            goto done;
+        if (got == 0) {
+            eof = 1;
+            self->eof_seen = 1;
+            break;
+        }
+        off += got;
+    }
+    if (parts != NULL)
+        data = sp_join(parts, b->mem, off);
+    else if (off > 0)
+        data = PyBytes_FromStringAndSize(b->mem, off);
+    if ((parts != NULL || off > 0) && data == NULL)
+        goto done;
+    res = 0;
+done:
+    b->busy = 0;
+    Py_DECREF(b);
+    Py_XDECREF(parts);
+    if (res < 0)
+        return -1;
+    if (data != NULL) {
+        PyObject *proto = Py_NewRef(OBJ(self->app_protocol));
+        r = sp_call1(proto, self->st->str_data_received, data);
+        Py_DECREF(proto);
+        Py_DECREF(data);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return eof ? sp_on_close_notify(self) : 0;
+}
+
+/* asyncio's _do_read__buffered: get_buffer(incoming.pending), read into it
+ * until it is full or nothing is left, buffer_updated(), then close_notify
+ * if a read returned end of stream.  A buffer filled to the end schedules
+ * another _do_read(), since more may be waiting. */
+static int
+sp_read_buffered(tl_sslproto *self)
+{
+    tl_sslbuf *b;
+    PyObject *fn, *hint, *buf, *r;
+    Py_buffer view;
+    Py_ssize_t pending, wants, offset = 0, count = 1, got;
+    int wb, full = 0;
+
+    if (sp_bio_pending(self, self->incoming, &pending) < 0)
+        return -1;
+    if (self->app_get_buffer == NULL)
+        return sp_missing(self, NAME(self, SP_N_GET_BUFFER_ATTR));
+    fn = Py_NewRef(self->app_get_buffer);
+    hint = PyLong_FromSsize_t(pending);
+    buf = hint ? PyObject_CallOneArg(fn, hint) : NULL;
+    Py_DECREF(fn);
+    Py_XDECREF(hint);
+    if (buf == NULL)
+        return -1;
+    wants = PyObject_Size(buf);
+    if (wants < 0) {
+        Py_DECREF(buf);
+        return -1;
+    }
+    if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
+        /* Let the SSL object refuse it, with asyncio's error. */
+        PyObject *args[3];
+        PyErr_Clear();
+        args[0] = Py_NewRef(OBJ(self->sslsock));
+        args[1] = PyLong_FromSsize_t(wants);
+        args[2] = buf;
+        r = args[1] ? PyObject_VectorcallMethod(
+                          NAME(self, SP_N_READ), args,
+                          3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+                    : NULL;
+        Py_DECREF(args[0]);
+        Py_XDECREF(args[1]);
+        Py_DECREF(buf);
+        if (r != NULL) {
+            Py_DECREF(r);
+            PyErr_SetString(PyExc_TypeError,
+                            "get_buffer() must return a writable buffer");
+        }
+        if (PyErr_ExceptionMatches(SP_OBJ(self->st, SP_AGAIN_ERRORS))) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    /* len(buf) counts items; reads are in bytes. */
+    if (wants > view.len)
+        wants = view.len;
+    b = self->rbuf ? self->rbuf : self->own;
+    if (b == NULL) {
+        b = self->own = tl_sslbuf_new(self->st, SP_READ_MAX);
+        if (b == NULL)
+            goto error;
+    }
+    Py_INCREF(b);
+    /* An empty buffer is passed on as asyncio passes it: the SSL object
+     * reads 0 bytes, which the protocol takes for end of stream. */
+    wb = wants > 0 ? sp_would_block(self) : 0;
+    if (wb < 0)
+        goto error_b;
+    if (wb) {
+        if (sp_check_skip(self, b, view.buf, wants) < 0)
+            goto error_b;
+        got = SP_RETRY;
+    }
+    else
+        got = sp_read_into(self, b, view.buf, wants);
+    if (got == -1)
+        goto error_b;
+    if (got != SP_RETRY) {
+        count = got;
+        if (count > 0) {
+            offset = count;
+            full = 1;
+            while (offset < wants) {
+                wb = sp_would_block(self);
+                if (wb < 0)
+                    goto error_b;
+                if (wb) {
+                    if (sp_check_skip(self, b, (char *)view.buf + offset,
+                                      wants - offset) < 0)
+                        goto error_b;
+                    full = 0;
+                    break;
+                }
+                got = sp_read_into(self, b, (char *)view.buf + offset,
+                                   wants - offset);
+                if (got == -1)
+                    goto error_b;
+                if (got == SP_RETRY) {
+                    full = 0;
+                    break;
+                }
+                count = got;
+                if (count == 0) {
+                    full = 0;
+                    break;
+                }
+                offset += count;
+            }
+        }
+    }
+    Py_DECREF(b);
+    PyBuffer_Release(&view);
+    Py_DECREF(buf);
+    if (count == 0)
+        self->eof_seen = 1;
+    if (full) {
+        PyObject *again = PyObject_GetAttr((PyObject *)self,
+                                           NAME(self, SP_N_DO_READ));
+        if (again == NULL)
+            return -1;
+        r = sp_call1(OBJ(self->loop), self->st->str_call_soon, again);
+        Py_DECREF(again);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    if (offset > 0) {
+        PyObject *n;
+        if (self->app_buffer_updated == NULL)
+            return sp_missing(self, NAME(self, SP_N_BUFFER_UPDATED_ATTR));
+        fn = Py_NewRef(self->app_buffer_updated);
+        n = PyLong_FromSsize_t(offset);
+        r = n ? PyObject_CallOneArg(fn, n) : NULL;
+        Py_DECREF(fn);
+        Py_XDECREF(n);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return count == 0 ? sp_on_close_notify(self) : 0;
+
+error_b:
+    Py_DECREF(b);
+error:
+    PyBuffer_Release(&view);
+    Py_DECREF(buf);
+    return -1;
+}
+
+/* 1 if the write backlog holds something, 0 if not, -1 on error. */
+static int
+sp_backlog_nonempty(tl_sslproto *self)
+{
+    PyObject *bl = OBJ(self->backlog);
+    if (PyList_CheckExact(bl))
+        return PyList_GET_SIZE(bl) > 0;
+    return PyObject_IsTrue(bl);
+}
+
+/* asyncio's _control_ssl_reading: pause the socket transport while
+ * incoming holds more than the high-water mark, resume it below the low. */
+static int
+sp_control_ssl_reading(tl_sslproto *self)
+{
+    Py_ssize_t size;
+    PyObject *tr;
+    int r;
+    if (sp_bio_pending(self, self->incoming, &size) < 0)
+        return -1;
+    if ((double)size >= self->limit_v[0] && !self->ssl_reading_paused) {
+        self->ssl_reading_paused = 1;
+        tr = Py_NewRef(OBJ(self->transport));
+        r = sp_call0_void(tr, NAME(self, SP_N_PAUSE_READING));
+        Py_DECREF(tr);
+        return r;
+    }
+    if ((double)size <= self->limit_v[1] && self->ssl_reading_paused) {
+        self->ssl_reading_paused = 0;
+        tr = Py_NewRef(OBJ(self->transport));
+        r = sp_call0_void(tr, NAME(self, SP_N_RESUME_READING));
+        Py_DECREF(tr);
+        return r;
+    }
+    return 0;
+}
+
+/* asyncio's _do_read: in the WRAPPED and FLUSHING states, read what can be
+ * read, send what is to be sent, adjust reading; an Exception on the way
+ * is the connection's fatal error. */
+static int
+sp_do_read(tl_sslproto *self)
+{
+    int r = 0, ne;
+    if (self->state_code != TL_SSL_WRAPPED
+        && self->state_code != TL_SSL_FLUSHING)
+        return 0;
+    Py_INCREF(self);
+    if (!self->app_reading_paused) {
+        r = self->app_is_buffer ? sp_read_buffered(self)
+                                : sp_read_copied(self);
+        if (r == 0) {
+            ne = sp_backlog_nonempty(self);
+            r = ne < 0 ? -1 : ne ? sp_do_write(self)
+                                 : sp_process_outgoing(self);
+        }
+    }
+    if (r == 0)
+        r = sp_control_ssl_reading(self);
+    if (r < 0)
+        r = sp_fatal_catch(self, NAME(self, SP_M_FATAL));
+    Py_DECREF(self);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Outgoing flow                                                       */
+/* ------------------------------------------------------------------ */
+
+/* A failing pause_writing()/resume_writing() goes to the exception
+ * handler, as in asyncio's _control_app_writing. */
+static int
+sp_app_writing_failed(tl_sslproto *self, const char *message)
+{
+    PyObject *exc, *tr, *ctx, *fn, *r;
+    if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)
+        || PyErr_ExceptionMatches(PyExc_SystemExit))
+        return -1;
+    exc = tl_err_get_raised();
+    tr = PyObject_GetAttr((PyObject *)self, NAME(self, SP_N_APP_TRANSPORT));
+    if (tr == NULL) {
+        Py_DECREF(exc);
+        return -1;
+    }
+    ctx = Py_BuildValue("{s:s,s:O,s:O,s:O}", "message", message,
+                        "exception", exc, "transport", tr,
+                        "protocol", (PyObject *)self);
+    Py_DECREF(tr);
+    fn = ctx ? PyObject_GetAttr(OBJ(self->loop),
+                                self->st->str_call_exception_handler)
+             : NULL;
+    r = fn ? sp_call_handling(exc, fn, &ctx, 1) : NULL;
+    Py_XDECREF(fn);
+    Py_XDECREF(ctx);
+    Py_DECREF(exc);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* asyncio's _control_app_writing: pause_writing() once the data not yet
+ * sent reaches the high-water mark, resume_writing() at the low. */
+static int
+sp_control_app_writing(tl_sslproto *self)
+{
+    Py_ssize_t pending;
+    double size;
+    PyObject *proto, *r;
+    if (sp_bio_pending(self, self->outgoing, &pending) < 0)
+        return -1;
+    size = (double)pending + (double)self->write_buffer_size;
+    if (size >= self->limit_v[2] && !self->app_writing_paused) {
+        self->app_writing_paused = 1;
+        proto = Py_NewRef(OBJ(self->app_protocol));
+        r = sp_call0(proto, self->st->str_pause_writing);
+        Py_DECREF(proto);
+        if (r == NULL)
+            return sp_app_writing_failed(self, "protocol.pause_writing() failed");
+        Py_DECREF(r);
+    }
+    else if (size <= self->limit_v[3] && self->app_writing_paused) {
+        self->app_writing_paused = 0;
+        proto = Py_NewRef(OBJ(self->app_protocol));
+        r = sp_call0(proto, self->st->str_resume_writing);
+        Py_DECREF(proto);
+        if (r == NULL)
+            return sp_app_writing_failed(self,
+                                         "protocol.resume_writing() failed");
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* asyncio's _process_outgoing: hand what the SSL object wrote to the
+ * socket transport, unless it asked us to pause. */
+static int
+sp_process_outgoing(tl_sslproto *self)
+{
+    if (!self->ssl_writing_paused) {
+        PyObject *out = Py_NewRef(OBJ(self->outgoing));
+        PyObject *data = sp_call0(out, NAME(self, SP_N_READ)), *tr, *r;
+        Py_ssize_t n;
+        Py_DECREF(out);
+        if (data == NULL)
+            return -1;
+        n = PyBytes_CheckExact(data) ? PyBytes_GET_SIZE(data)
+                                     : PyObject_Size(data);
+        if (n < 0) {
+            Py_DECREF(data);
+            return -1;
+        }
+        if (n > 0) {
+            tr = Py_NewRef(OBJ(self->transport));
+            r = sp_call1(tr, NAME(self, SP_N_WRITE), data);
+            Py_DECREF(tr);
+            if (r == NULL) {
+                Py_DECREF(data);
+                return -1;
+            }
+            Py_DECREF(r);
+        }
+        Py_DECREF(data);
+    }
+    return sp_control_app_writing(self);
+}
+
+/* asyncio's _do_write: give the backlog to the SSL object until it is
+ * empty or the object cannot take more, then _process_outgoing(). */
+static int
+sp_do_write(tl_sslproto *self)
+{
+    for (;;) {
+        PyObject *bl, *data, *rest;
+        Py_ssize_t count, n;
+        int ne = sp_backlog_nonempty(self), r;
+        if (ne < 0)
+            return -1;
+        if (!ne)
+            break;
+        bl = Py_NewRef(OBJ(self->backlog));
+        data = PySequence_GetItem(bl, 0);
+        if (data == NULL) {
+            Py_DECREF(bl);
+            return -1;
+        }
+        count = sp_write_ssl(self, data);
+        if (count == SP_RETRY) {
+            Py_DECREF(data);
+            Py_DECREF(bl);
+            break;
+        }
+        n = count < 0 ? -1 : PyObject_Size(data);
+        if (n < 0) {
+            Py_DECREF(data);
+            Py_DECREF(bl);
+            return -1;
+        }
+        if (count < n) {
+            rest = PySequence_GetSlice(data, count, PY_SSIZE_T_MAX);
+            r = rest ? PySequence_SetItem(bl, 0, rest) : -1;
+            Py_XDECREF(rest);
+            self->write_buffer_size -= count;
+        }
+        else {
+            r = PySequence_DelItem(bl, 0);
+            self->write_buffer_size -= n;
+        }
+        Py_DECREF(data);
+        Py_DECREF(bl);
+        if (r < 0)
+            return -1;
+    }
+    return sp_process_outgoing(self);
+}
+
+/* Append data (of len() n) to the backlog. */
+static int
+sp_backlog_append(tl_sslproto *self, PyObject *data)
+{
+    PyObject *bl = Py_NewRef(OBJ(self->backlog)), *r;
+    int res;
+    if (PyList_CheckExact(bl))
+        res = PyList_Append(bl, data);
+    else {
+        r = sp_call1(bl, NAME(self, SP_N_APPEND), data);
+        res = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(bl);
+    return res;
+}
+
+/* A write after the connection closed: counted, and logged after a few. */
+static int
+sp_closed_write(tl_sslproto *self)
+{
+    if (self->conn_lost >= SP_LOST_WRITES_LOG) {
+        PyObject *r = sp_call1(SP_OBJ(self->st, SP_LOGGER),
+                               NAME(self, SP_N_WARNING),
+                               NAME(self, SP_M_CLOSED));
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    self->conn_lost++;
+    return 0;
+}
+
+static int
+sp_closed_state(tl_sslproto *self)
+{
+    return self->state_code == TL_SSL_FLUSHING
+           || self->state_code == TL_SSL_SHUTDOWN
+           || self->state_code == TL_SSL_UNWRAPPED;
+}
+
+/* asyncio's _write_appdata(list_of_data). */
+int
+tl_sslproto_writelines(tl_sslproto *self, PyObject *iterable)
+{
+    PyObject *it, *data;
+    int r = 0;
+    if (sp_closed_state(self))
+        return sp_closed_write(self);
+    it = PyObject_GetIter(iterable);
+    if (it == NULL)
+        return -1;
+    Py_INCREF(self);
+    while ((data = PyIter_Next(it)) != NULL) {
+        Py_ssize_t n;
+        if (sp_backlog_append(self, data) < 0
+            || (n = PyObject_Size(data)) < 0) {
+            Py_DECREF(data);
+            r = -1;
+            break;
+        }
+        self->write_buffer_size += n;
+        Py_DECREF(data);
+    }
+    Py_DECREF(it);
+    if (r == 0 && PyErr_Occurred())
+        r = -1;
+    if (r == 0 && self->state_code == TL_SSL_WRAPPED
+        && sp_do_write(self) < 0)
+        r = sp_fatal_catch(self, NAME(self, SP_M_FATAL));
+    Py_DECREF(self);
+    return r;
+}
+
+/* _write_appdata((data,)).  With nothing queued, data goes to the SSL
+ * object at once and only what it did not take is queued, which ends where
+ * asyncio's append-then-_do_write() ends. */
+int
+tl_sslproto_write(tl_sslproto *self, PyObject *data)
+{
+    Py_ssize_t n, count;
+    int ne, r = 0;
+    if (sp_closed_state(self))
+        return sp_closed_write(self);
+    ne = self->state_code == TL_SSL_WRAPPED ? sp_backlog_nonempty(self) : 1;
+    if (ne < 0)
+        return -1;
+    if (ne) {
+        PyObject *one = PyTuple_Pack(1, data);
+        if (one == NULL)
+            return -1;
+        r = tl_sslproto_writelines(self, one);
+        Py_DECREF(one);
+        return r;
+    }
+    n = PyObject_Size(data);
+    if (n < 0)
+        return -1;
+    Py_INCREF(self);
+    count = sp_write_ssl(self, data);
+    if (count == -1) {
+        /* asyncio had queued it before the write failed. */
+        PyObject *exc = tl_err_get_raised();
+        if (sp_backlog_append(self, data) == 0) {
+            self->write_buffer_size += n;
+            tl_err_set_raised(exc);
+        }
+        else
+            Py_DECREF(exc);
+        r = -1;
+    }
+    else {
+        if (count == SP_RETRY)
+            count = 0;
+        if (count < n) {
+            PyObject *rest = count ? PySequence_GetSlice(data, count,
+                                                         PY_SSIZE_T_MAX)
+                                   : Py_NewRef(data);
+            r = rest ? sp_backlog_append(self, rest) : -1;
+            Py_XDECREF(rest);
+            if (r == 0)
+                self->write_buffer_size += n - count;
+        }
+        if (r == 0)
+            r = sp_process_outgoing(self);
+    }
+    if (r < 0)
+        r = sp_fatal_catch(self, NAME(self, SP_M_FATAL));
+    Py_DECREF(self);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Methods                                                             */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+sp_none(int r)
+{
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* The buffer the socket transport receives into.  The loop's buffer when
+ * the transport is one of the loop's socket transports, which call
+ * buffer_updated() before any Python code runs; a buffer of our own for any
+ * other (a TLS transport under start_tls(), say), which may not. */
+static PyObject *
+sp_get_buffer(tl_sslproto *self, PyObject *Py_UNUSED(n))
+{
+    tl_sslbuf *b = self->rbuf;
+    if (b == NULL || self->transport == NULL
+        || !PyObject_TypeCheck(self->transport,
+                               self->st->SocketTransportType)) {
+        if (self->own == NULL
+            && (self->own = tl_sslbuf_new(self->st, SP_READ_MAX)) == NULL)
+            return NULL;
+        b = self->own;
+    }
+    self->last = b;
+    return Py_NewRef(b->view);
+}
+
+static PyObject *
+sp_buffer_updated(tl_sslproto *self, PyObject *arg)
+{
+    tl_sslbuf *b = self->last ? self->last : self->rbuf;
+    Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    int r = 0;
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (b == NULL) {
+        if (self->own == NULL
+            && (self->own = tl_sslbuf_new(self->st, SP_READ_MAX)) == NULL)
+            return NULL;
+        b = self->own;
+    }
+    /* buffer[:nbytes], as asyncio slices its view. */
+    if (n < 0)
+        n = n + b->size < 0 ? 0 : n + b->size;
+    if (n > b->size)
+        n = b->size;
+    Py_INCREF(self);
+    Py_INCREF(b);
+    r = sp_feed(self, b, b->mem, n);
+    Py_DECREF(b);
+    if (r == 0) {
+        switch (self->state_code) {
+        case TL_SSL_DO_HANDSHAKE:
+            r = sp_call0_void((PyObject *)self,
+                              NAME(self, SP_N_DO_HANDSHAKE));
+            break;
+        case TL_SSL_WRAPPED:
+            r = sp_do_read(self);
+            break;
+        case TL_SSL_FLUSHING:
+            r = sp_call0_void((PyObject *)self, NAME(self, SP_N_DO_FLUSH));
+            break;
+        case TL_SSL_SHUTDOWN:
+            r = sp_call0_void((PyObject *)self,
+                              NAME(self, SP_N_DO_SHUTDOWN));
+            break;
+        default:
+            break;
+        }
+    }
+    Py_DECREF(self);
+    return sp_none(r);
+}
+
+static PyObject *
+sp_do_read_py(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    return sp_none(sp_do_read(self));
+}
+
+static PyObject *
+sp_read_copied_py(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    int r;
+    Py_INCREF(self);
+    r = sp_read_copied(self);
+    Py_DECREF(self);
+    return sp_none(r);
+}
+
+static PyObject *
+sp_read_buffered_py(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    int r;
+    Py_INCREF(self);
+    r = sp_read_buffered(self);
+    Py_DECREF(self);
+    return sp_none(r);
+}
+
+static PyObject *
+sp_do_write_py(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    int r;
+    Py_INCREF(self);
+    r = sp_do_write(self);
+    Py_DECREF(self);
+    return sp_none(r);
+}
+
+static PyObject *
+sp_process_outgoing_py(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    int r;
+    Py_INCREF(self);
+    r = sp_process_outgoing(self);
+    Py_DECREF(self);
+    return sp_none(r);
+}
+
+static PyObject *
+sp_write_appdata_py(tl_sslproto *self, PyObject *list_of_data)
+{
+    return sp_none(tl_sslproto_writelines(self, list_of_data));
+}
+
+static PyObject *
+sp_control_app_writing_py(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    int r;
+    Py_INCREF(self);
+    r = sp_control_app_writing(self);
+    Py_DECREF(self);
+    return sp_none(r);
+}
+
+static PyObject *
+sp_control_ssl_reading_py(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    int r;
+    Py_INCREF(self);
+    r = sp_control_ssl_reading(self);
+    Py_DECREF(self);
+    return sp_none(r);
+}
+
+static PyObject *
+sp_get_read_buffer_size(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyObject_GetAttr(OBJ(self->incoming), NAME(self, SP_N_PENDING));
+}
+
+static PyObject *
+sp_get_write_buffer_size(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t pending;
+    if (sp_bio_pending(self, self->outgoing, &pending) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(pending + self->write_buffer_size);
+}
+
+/* Called by the socket transport when its buffer goes over its high-water
+ * mark, and under the low one. */
+static PyObject *
+sp_pause_writing(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->ssl_writing_paused) {
+        PyErr_SetNone(PyExc_AssertionError);
+        return NULL;
+    }
+    self->ssl_writing_paused = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sp_resume_writing(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
+{
+    int r;
+    if (!self->ssl_writing_paused) {
+        PyErr_SetNone(PyExc_AssertionError);
+        return NULL;
+    }
+    self->ssl_writing_paused = 0;
+    Py_INCREF(self);
+    r = sp_process_outgoing(self);
+    Py_DECREF(self);
+    return sp_none(r);
+}
+
+static PyMethodDef sp_methods[] = {
+    {"get_buffer", (PyCFunction)sp_get_buffer, METH_O,
+     "The buffer the transport receives TLS records into."},
+    {"buffer_updated", (PyCFunction)sp_buffer_updated, METH_O,
+     "nbytes of TLS records were received into the buffer."},
+    {"_do_read", (PyCFunction)sp_do_read_py, METH_NOARGS, NULL},
+    {"_do_read__copied", (PyCFunction)sp_read_copied_py, METH_NOARGS, NULL},
+    {"_do_read__buffered", (PyCFunction)sp_read_buffered_py, METH_NOARGS,
+     NULL},
+    {"_do_write", (PyCFunction)sp_do_write_py, METH_NOARGS, NULL},
+    {"_process_outgoing", (PyCFunction)sp_process_outgoing_py, METH_NOARGS,
+     NULL},
+    {"_write_appdata", (PyCFunction)sp_write_appdata_py, METH_O, NULL},
+    {"_control_app_writing", (PyCFunction)sp_control_app_writing_py,
+     METH_NOARGS, NULL},
+    {"_control_ssl_reading", (PyCFunction)sp_control_ssl_reading_py,
+     METH_NOARGS, NULL},
+    {"_get_read_buffer_size", (PyCFunction)sp_get_read_buffer_size,
+     METH_NOARGS, NULL},
+    {"_get_write_buffer_size", (PyCFunction)sp_get_write_buffer_size,
+     METH_NOARGS, NULL},
+    {"pause_writing", (PyCFunction)sp_pause_writing, METH_NOARGS, NULL},
+    {"resume_writing", (PyCFunction)sp_resume_writing, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* Attributes                                                          */
+/* ------------------------------------------------------------------ */
+
+static int
+sp_no_delete(PyObject *v)
+{
+    if (v != NULL)
+        return 0;
+    PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+    return -1;
+}
+
+static PyObject *
+sp_get_state(tl_sslproto *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(OBJ(self->state));
+}
+
+static int
+sp_set_state(tl_sslproto *self, PyObject *v, void *Py_UNUSED(c))
+{
+    int code = TL_SSL_OTHER;
+    if (sp_no_delete(v) < 0)
+        return -1;
+    for (int i = 0; i < TL_SSL_OTHER; i++)
+        if (v == SP_OBJ(self->st, SP_STATE0 + i))
+            code = i;
+    Py_XSETREF(self->state, Py_NewRef(v));
+    self->state_code = code;
+    return 0;
+}
+
+static PyObject *
+sp_get_sslobj(tl_sslproto *self, void *Py_UNUSED(c))
+{
+    if (self->sslobj == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_sslobj");
+        return NULL;
+    }
+    return Py_NewRef(self->sslobj);
+}
+
+/* The SSL object, and what its read/write/pending are called on. */
+static int
+sp_set_sslobj(tl_sslproto *self, PyObject *v, void *Py_UNUSED(c))
+{
+    PyObject *sock = NULL;
+    if (sp_no_delete(v) < 0)
+        return -1;
+    if ((PyObject *)Py_TYPE(v) == SP_OBJ(self->st, SP_SSLOBJECT)) {
+        sock = PyObject_GetAttr(v, NAME(self, SP_N_SSLOBJ));
+        if (sock == NULL)
+            PyErr_Clear();
+    }
+    if (sock == NULL)
+        sock = Py_NewRef(v);
+    Py_XSETREF(self->sslobj, Py_NewRef(v));
+    Py_XSETREF(self->sslsock, sock);
+    return 0;
+}
+
+static PyObject *
+sp_get_backlog(tl_sslproto *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(OBJ(self->backlog));
+}
+
+static int
+sp_set_backlog(tl_sslproto *self, PyObject *v, void *Py_UNUSED(c))
+{
+    if (sp_no_delete(v) < 0)
+        return -1;
+    Py_XSETREF(self->backlog, Py_NewRef(v));
+    return 0;
+}
+
+static PyObject *
+sp_get_limit(tl_sslproto *self, void *c)
+{
+    return Py_NewRef(OBJ(self->limits[(intptr_t)c]));
+}
+
+/* A water mark: kept as given (asyncio keeps whatever number it was
+ * given) and as a double to compare buffer sizes with. */
+static int
+sp_set_limit(tl_sslproto *self, PyObject *v, void *c)
+{
+    intptr_t i = (intptr_t)c;
+    double d;
+    if (sp_no_delete(v) < 0)
+        return -1;
+    d = PyFloat_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred()) {
+        /* An int too large for a double is beyond any buffer size. */
+        PyObject *zero;
+        int neg;
+        if (!PyLong_Check(v) || !PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        zero = PyLong_FromLong(0);
+        neg = zero ? PyObject_RichCompareBool(v, zero, Py_LT) : -1;
+        Py_XDECREF(zero);
+        if (neg < 0)
+            return -1;
+        d = neg ? -HUGE_VAL : HUGE_VAL;
+    }
+    Py_XSETREF(self->limits[i], Py_NewRef(v));
+    self->limit_v[i] = d;
+    return 0;
+}
+
+static PyObject *
+sp_get_read_buffer(tl_sslproto *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->rbuf ? (PyObject *)self->rbuf : Py_None);
+}
+
+static int
+sp_set_read_buffer(tl_sslproto *self, PyObject *v, void *Py_UNUSED(c))
+{
+    PyObject *tp = SP_OBJ(self->st, SP_BUFFER_TYPE);
+    if (sp_no_delete(v) < 0)
+        return -1;
+    if (v != Py_None && !PyObject_TypeCheck(v, (PyTypeObject *)tp)) {
+        PyErr_Format(PyExc_TypeError, "expected an SSLReadBuffer, not %.200s",
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    if (self->last == self->rbuf)
+        self->last = NULL;
+    Py_XSETREF(self->rbuf, v == Py_None ? NULL : (tl_sslbuf *)Py_NewRef(v));
+    return 0;
+}
+
+static PyGetSetDef sp_getset[] = {
+    {"_state", (getter)sp_get_state, (setter)sp_set_state, NULL, NULL},
+    {"_sslobj", (getter)sp_get_sslobj, (setter)sp_set_sslobj, NULL, NULL},
+    {"_write_backlog", (getter)sp_get_backlog, (setter)sp_set_backlog, NULL,
+     NULL},
+    {"_incoming_high_water", (getter)sp_get_limit, (setter)sp_set_limit, NULL,
+     (void *)0},
+    {"_incoming_low_water", (getter)sp_get_limit, (setter)sp_set_limit, NULL,
+     (void *)1},
+    {"_outgoing_high_water", (getter)sp_get_limit, (setter)sp_set_limit, NULL,
+     (void *)2},
+    {"_outgoing_low_water", (getter)sp_get_limit, (setter)sp_set_limit, NULL,
+     (void *)3},
+    {"_read_buffer", (getter)sp_get_read_buffer, (setter)sp_set_read_buffer,
+     "The loop's SSLReadBuffer.", NULL},
+    {NULL},
+};
+
+#define SP_MEMBER(name, type, field) \
+    {name, type, offsetof(tl_sslproto, field), 0, NULL}
+
+static PyMemberDef sp_members[] = {
+    SP_MEMBER("_loop", T_OBJECT, loop),
+    SP_MEMBER("_transport", T_OBJECT, transport),
+    SP_MEMBER("_app_protocol", T_OBJECT, app_protocol),
+    SP_MEMBER("_app_protocol_get_buffer", T_OBJECT_EX, app_get_buffer),
+    SP_MEMBER("_app_protocol_buffer_updated", T_OBJECT_EX,
+              app_buffer_updated),
+    SP_MEMBER("_incoming", T_OBJECT, incoming),
+    SP_MEMBER("_outgoing", T_OBJECT, outgoing),
+    SP_MEMBER("_write_buffer_size", T_PYSSIZET, write_buffer_size),
+    SP_MEMBER("_conn_lost", T_PYSSIZET, conn_lost),
+    SP_MEMBER("_app_protocol_is_buffer", T_BOOL, app_is_buffer),
+    SP_MEMBER("_ssl_writing_paused", T_BOOL, ssl_writing_paused),
+    SP_MEMBER("_app_reading_paused", T_BOOL, app_reading_paused),
+    SP_MEMBER("_ssl_reading_paused", T_BOOL, ssl_reading_paused),
+    SP_MEMBER("_app_writing_paused", T_BOOL, app_writing_paused),
+    {NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* Object lifecycle                                                    */
+/* ------------------------------------------------------------------ */
+
+/* The fields start as asyncio's __init__ leaves them before it has its
+ * arguments; the Python subclass's __init__ does the rest. */
+static PyObject *
+sp_tp_new(PyTypeObject *tp, PyObject *Py_UNUSED(args),
+          PyObject *Py_UNUSED(kwds))
+{
+    tl_state *st = tl_state_from_type(tp);
+    tl_sslproto *self;
+    if (st == NULL)
+        return NULL;
+    self = (tl_sslproto *)tp->tp_alloc(tp, 0);
+    if (self == NULL)
+        return NULL;
+    self->st = st;
+    self->state = Py_NewRef(SP_OBJ(st, SP_STATE0 + TL_SSL_UNWRAPPED));
+    self->state_code = TL_SSL_UNWRAPPED;
+    self->backlog = PyList_New(0);
+    if (self->backlog == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        self->limits[i] = PyLong_FromLong(0);
+        if (self->limits[i] == NULL) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return (PyObject *)self;
+}
+
+static int
+sp_traverse(tl_sslproto *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->loop);
+    Py_VISIT(self->transport);
+    Py_VISIT(self->app_protocol);
+    Py_VISIT(self->app_get_buffer);
+    Py_VISIT(self->app_buffer_updated);
+    Py_VISIT(self->sslobj);
+    Py_VISIT(self->sslsock);
+    Py_VISIT(self->incoming);
+    Py_VISIT(self->outgoing);
+    Py_VISIT(self->state);
+    Py_VISIT(self->backlog);
+    for (int i = 0; i < 4; i++)
+        Py_VISIT(self->limits[i]);
+    Py_VISIT(self->rbuf);
+    Py_VISIT(self->own);
+    return 0;
+}
+
+static int
+sp_clear(tl_sslproto *self)
+{
+    self->last = NULL;
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->transport);
+    Py_CLEAR(self->app_protocol);
+    Py_CLEAR(self->app_get_buffer);
+    Py_CLEAR(self->app_buffer_updated);
+    Py_CLEAR(self->sslobj);
+    Py_CLEAR(self->sslsock);
+    Py_CLEAR(self->incoming);
+    Py_CLEAR(self->outgoing);
+    Py_CLEAR(self->state);
+    Py_CLEAR(self->backlog);
+    for (int i = 0; i < 4; i++)
+        Py_CLEAR(self->limits[i]);
+    Py_CLEAR(self->rbuf);
+    Py_CLEAR(self->own);
+    return 0;
+}
+
+static void
+sp_dealloc(tl_sslproto *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    sp_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot sp_slots[] = {
+    {Py_tp_new, sp_tp_new},
+    {Py_tp_dealloc, sp_dealloc},
+    {Py_tp_traverse, sp_traverse},
+    {Py_tp_clear, sp_clear},
+    {Py_tp_methods, sp_methods},
+    {Py_tp_getset, sp_getset},
+    {Py_tp_members, sp_members},
+    {Py_tp_doc, "The C half of turboloop's TLS protocol: its per-record "
+                "methods and the state asyncio's SSLProtocol methods use."},
+    {0, NULL},
+};
+
+static PyType_Spec sp_spec = {
+    "turboloop._core.SSLProtocol", sizeof(tl_sslproto), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    sp_slots,
+};
+
+/* ------------------------------------------------------------------ */
+/* Module functions and set-up                                         */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+sp_check_reads(PyObject *module, PyObject *flag)
+{
+    tl_state *st = PyModule_GetState(module);
+    int on = PyObject_IsTrue(flag);
+    if (on < 0)
+        return NULL;
+    Py_XSETREF(st->ssl_obj[SP_CHECKS], on ? Py_NewRef(Py_True) : NULL);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef sp_functions[] = {
+    {"_ssl_check_reads", sp_check_reads, METH_O,
+     "_ssl_check_reads(flag): when true, TLS reads the protocol skips as "
+     "empty are made anyway and a skipped read that returns data raises "
+     "SystemError (for tests)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static const char *const sp_names[] = {
+    "read", "write", "pending", "_sslobj", "_do_handshake", "_do_flush",
+    "_do_shutdown", "_fatal_error", "_call_eof_received", "_start_shutdown",
+    "pause_reading", "resume_reading", "_do_read", "_app_transport",
+    "is_closing", "warning", "append", "_write_appdata",
+    "_is_transport_closing", "_app_protocol_get_buffer",
+    "_app_protocol_buffer_updated",
+};
+_Static_assert(sizeof(sp_names) / sizeof(sp_names[0])
+               == SP_M_FATAL - SP_N_READ, "one string per SP_N_ name");
+
+static const char *const sp_states[] = {
+    "UNWRAPPED", "DO_HANDSHAKE", "WRAPPED", "FLUSHING", "SHUTDOWN",
+};
+_Static_assert(sizeof(sp_states) / sizeof(sp_states[0])
+               == SP_STATE_LAST - SP_STATE0 + 1, "one name per state");
+
+/* The ssl module's objects, when it can be imported. */
+static int
+sp_import_ssl(tl_state *st)
+{
+    PyObject *ssl = PyImport_ImportModule("ssl"), *want_read, *syscall;
+    if (ssl == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ImportError))
+            return -1;
+        PyErr_Clear();
+        st->ssl_obj[SP_SSLOBJECT] = Py_NewRef(Py_None);
+        st->ssl_obj[SP_AGAIN_ERRORS] = PyTuple_New(0);
+        return st->ssl_obj[SP_AGAIN_ERRORS] ? 0 : -1;
+    }
+    st->ssl_obj[SP_SSLOBJECT] = PyObject_GetAttrString(ssl, "SSLObject");
+    want_read = PyObject_GetAttrString(ssl, "SSLWantReadError");
+    syscall = PyObject_GetAttrString(ssl, "SSLSyscallError");
+    Py_DECREF(ssl);
+    if (want_read != NULL && syscall != NULL)
+        st->ssl_obj[SP_AGAIN_ERRORS] = PyTuple_Pack(2, want_read, syscall);
+    Py_XDECREF(want_read);
+    Py_XDECREF(syscall);
+    return st->ssl_obj[SP_SSLOBJECT] && st->ssl_obj[SP_AGAIN_ERRORS] ? 0 : -1;
+}
+
+int
+tl_sslproto_init(PyObject *mod, tl_state *st)
+{
+    PyObject *m, *states, *tp;
+    size_t i;
+    if (sp_import_ssl(st) < 0)
+        return -1;
+    m = PyImport_ImportModule("asyncio.sslproto");
+    if (m == NULL)
+        return -1;
+    states = PyObject_GetAttrString(m, "SSLProtocolState");
+    Py_DECREF(m);
+    if (states == NULL)
+        return -1;
+    for (i = 0; i < sizeof(sp_states) / sizeof(sp_states[0]); i++) {
+        st->ssl_obj[SP_STATE0 + i] = PyObject_GetAttrString(states,
+                                                            sp_states[i]);
+        if (st->ssl_obj[SP_STATE0 + i] == NULL) {
+            Py_DECREF(states);
+            return -1;
+        }
+    }
+    Py_DECREF(states);
+    m = PyImport_ImportModule("asyncio.log");
+    if (m == NULL)
+        return -1;
+    st->ssl_obj[SP_LOGGER] = PyObject_GetAttrString(m, "logger");
+    Py_DECREF(m);
+    if (st->ssl_obj[SP_LOGGER] == NULL)
+        return -1;
+    for (i = 0; i < sizeof(sp_names) / sizeof(sp_names[0]); i++)
+        if ((st->ssl_obj[SP_N_READ + i] =
+                 PyUnicode_InternFromString(sp_names[i])) == NULL)
+            return -1;
+    if ((st->ssl_obj[SP_M_FATAL] =
+             PyUnicode_FromString("Fatal error on SSL protocol")) == NULL
+        || (st->ssl_obj[SP_M_CLOSED] =
+                PyUnicode_FromString("SSL connection is closed")) == NULL)
+        return -1;
+    tp = PyType_FromModuleAndSpec(mod, &sp_spec, NULL);
+    if (tp == NULL)
+        return -1;
+    st->ssl_obj[SP_PROTOCOL_TYPE] = tp;
+    if (PyModule_AddObjectRef(mod, "SSLProtocol", tp) < 0)
+        return -1;
+    if (tl_ssltransport_init_types(mod, st) < 0)
+        return -1;
+    return PyModule_AddFunctions(mod, sp_functions);
+}
