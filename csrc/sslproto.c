@@ -69,6 +69,20 @@ sp_call1(PyObject *obj, PyObject *name, PyObject *arg)
                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
+/* obj.<name>(args[1:]), args[0] being obj: through the method descriptor
+ * at index descr when obj is exactly of the type at index tp (the _ssl
+ * objects: no attribute lookup), else by name. */
+static PyObject *
+sp_call_ssl(tl_sslproto *self, int tp, int descr, int name,
+            PyObject *const *args, Py_ssize_t nargs)
+{
+    if (Py_IS_TYPE(args[0], (PyTypeObject *)SP_OBJ(self->st, tp)))
+        return PyObject_Vectorcall(SP_OBJ(self->st, descr), args,
+                                   (size_t)nargs, NULL);
+    return PyObject_VectorcallMethod(SP_OBJ(self->st, name), args,
+                                     (size_t)nargs, NULL);
+}
+
 /* The same, discarding the result: 0, or -1 with an exception set. */
 static int
 sp_call0_void(PyObject *obj, PyObject *name)
@@ -135,11 +149,18 @@ sp_missing(tl_sslproto *self, PyObject *name)
     return -1;
 }
 
-/* bio.pending, as a number. */
+/* bio.pending, as a number (through the getset for a MemoryBIO). */
 static int
 sp_bio_pending(tl_sslproto *self, PyObject *bio, Py_ssize_t *out)
 {
-    PyObject *v = PyObject_GetAttr(OBJ(bio), NAME(self, SP_N_PENDING));
+    PyObject *v;
+    bio = OBJ(bio);
+    if (Py_IS_TYPE(bio, (PyTypeObject *)SP_OBJ(self->st, SP_T_MEMORYBIO))) {
+        PyObject *d = SP_OBJ(self->st, SP_D_BIO_PENDING);
+        v = Py_TYPE(d)->tp_descr_get(d, bio, (PyObject *)Py_TYPE(bio));
+    }
+    else
+        v = PyObject_GetAttr(bio, NAME(self, SP_N_PENDING));
     if (v == NULL)
         return -1;
     *out = PyLong_AsSsize_t(v);
@@ -205,27 +226,46 @@ sp_account(tl_sslproto *self, const unsigned char *p, Py_ssize_t n)
 }
 
 /* 1 if a read now can only raise SSLWantReadError, 0 if it must be made,
- * -1 on error. */
+ * -1 on error.
+ *
+ * Asking costs a call each (SSLObject.pending(), MemoryBIO.pending), so
+ * the answers are kept while they hold: decrypted bytes can only be pending
+ * after a read that filled its buffer (a read returns what is left of one
+ * record, or as much as fits), and what OpenSSL has taken (taken) only
+ * grows, by reads.  So taken is a lower bound at any time, exact until the
+ * next read; one MemoryBIO.pending per read loop is the usual cost.  The
+ * reads the handshake and shutdown code makes (do_handshake(), unwrap())
+ * happen under a state change, which makes taken stale (see _state). */
 static int
 sp_would_block(tl_sslproto *self)
 {
-    Py_ssize_t in_pending, plain;
+    Py_ssize_t n;
     PyObject *r;
     if (self->frame_lost || self->eof_seen)
         return 0;
-    if (sp_bio_pending(self, self->incoming, &in_pending) < 0)
+    if (self->plain_maybe) {
+        PyObject *sock = OBJ(self->sslsock);
+        r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_PENDING, SP_N_PENDING,
+                        &sock, 1);
+        if (r == NULL)
+            return -1;
+        n = PyLong_AsSsize_t(r);
+        Py_DECREF(r);
+        if (n == -1 && PyErr_Occurred())
+            return -1;
+        if (n > 0)
+            return 0;
+        self->plain_maybe = 0;
+    }
+    if (self->complete_end <= self->taken)
+        return 1;
+    if (self->taken_valid)
+        return 0;   /* a complete record OpenSSL has not taken */
+    if (sp_bio_pending(self, self->incoming, &n) < 0)
         return -1;
-    /* A complete record OpenSSL has not taken yet? */
-    if (self->complete_end + (unsigned long long)in_pending > self->fed)
-        return 0;
-    r = sp_call0(OBJ(self->sslsock), NAME(self, SP_N_PENDING));
-    if (r == NULL)
-        return -1;
-    plain = PyLong_AsSsize_t(r);
-    Py_DECREF(r);
-    if (plain == -1 && PyErr_Occurred())
-        return -1;
-    return plain == 0;
+    self->taken = self->fed - (unsigned long long)n;
+    self->taken_valid = 1;
+    return self->complete_end <= self->taken;
 }
 
 /* ------------------------------------------------------------------ */
@@ -237,9 +277,10 @@ static int
 sp_feed(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
 {
     PyObject *r, *incoming = Py_NewRef(OBJ(self->incoming));
+    PyObject *args[2] = {incoming, (PyObject *)b};
     b->win = p;
     b->win_len = n;
-    r = sp_call1(incoming, NAME(self, SP_N_WRITE), (PyObject *)b);
+    r = sp_call_ssl(self, SP_T_MEMORYBIO, SP_D_BIO_WRITE, SP_N_WRITE, args, 2);
     b->win = b->mem;
     b->win_len = b->size;
     Py_DECREF(incoming);
@@ -257,16 +298,16 @@ sp_read_into(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
 {
     PyObject *args[3], *r, *nobj;
     Py_ssize_t count;
-    nobj = PyLong_FromSsize_t(n);
+    nobj = n == b->size ? Py_NewRef(b->size_obj) : PyLong_FromSsize_t(n);
     if (nobj == NULL)
         return -1;
+    self->taken_valid = 0;
     args[0] = Py_NewRef(OBJ(self->sslsock));
     args[1] = nobj;
     args[2] = (PyObject *)b;
     b->win = p;
     b->win_len = n;
-    r = PyObject_VectorcallMethod(NAME(self, SP_N_READ), args,
-                                  3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_READ, SP_N_READ, args, 3);
     b->win = b->mem;
     b->win_len = b->size;
     Py_DECREF(args[0]);
@@ -274,6 +315,7 @@ sp_read_into(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
     if (r == NULL) {
         if (PyErr_ExceptionMatches(SP_OBJ(self->st, SP_AGAIN_ERRORS))) {
             PyErr_Clear();
+            self->plain_maybe = 0;
             return SP_RETRY;
         }
         return -1;
@@ -288,6 +330,7 @@ sp_read_into(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
                      count, n);
         return -1;
     }
+    self->plain_maybe = count == n;
     return count;
 }
 
@@ -313,10 +356,11 @@ sp_check_skip(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
 static Py_ssize_t
 sp_write_ssl(tl_sslproto *self, PyObject *data)
 {
-    PyObject *sock = Py_NewRef(OBJ(self->sslsock));
-    PyObject *r = sp_call1(sock, NAME(self, SP_N_WRITE), data);
+    PyObject *args[2] = {Py_NewRef(OBJ(self->sslsock)), data};
+    PyObject *r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_WRITE, SP_N_WRITE,
+                              args, 2);
     Py_ssize_t count;
-    Py_DECREF(sock);
+    Py_DECREF(args[0]);
     if (r == NULL) {
         if (PyErr_ExceptionMatches(SP_OBJ(self->st, SP_AGAIN_ERRORS))) {
             PyErr_Clear();
@@ -615,7 +659,10 @@ sp_control_ssl_reading(tl_sslproto *self)
     Py_ssize_t size;
     PyObject *tr;
     int r;
-    if (sp_bio_pending(self, self->incoming, &size) < 0)
+    /* No read since taken was asked: incoming holds the rest. */
+    if (self->taken_valid)
+        size = (Py_ssize_t)(self->fed - self->taken);
+    else if (sp_bio_pending(self, self->incoming, &size) < 0)
         return -1;
     if ((double)size >= self->limit_v[0] && !self->ssl_reading_paused) {
         self->ssl_reading_paused = 1;
@@ -701,12 +748,11 @@ sp_app_writing_failed(tl_sslproto *self, const char *message)
 /* asyncio's _control_app_writing: pause_writing() once the data not yet
  * sent reaches the high-water mark, resume_writing() at the low. */
 static int
-sp_control_app_writing(tl_sslproto *self)
+sp_control_app_writing(tl_sslproto *self, Py_ssize_t pending)
 {
-    Py_ssize_t pending;
     double size;
     PyObject *proto, *r;
-    if (sp_bio_pending(self, self->outgoing, &pending) < 0)
+    if (pending < 0 && sp_bio_pending(self, self->outgoing, &pending) < 0)
         return -1;
     size = (double)pending + (double)self->write_buffer_size;
     if (size >= self->limit_v[2] && !self->app_writing_paused) {
@@ -732,13 +778,24 @@ sp_control_app_writing(tl_sslproto *self)
 }
 
 /* asyncio's _process_outgoing: hand what the SSL object wrote to the
- * socket transport, unless it asked us to pause. */
+ * socket transport, unless it asked us to pause, then _control_app_writing.
+ *
+ * One MemoryBIO.pending serves both when there is nothing to send (an empty
+ * outgoing.read() does nothing).  written says the SSL object has just
+ * written, so there is something to read.  After outgoing.read() and a
+ * write to one of the loop's socket transports (whose write() calls back
+ * only into this protocol's C methods, pause_writing() at most), outgoing
+ * is known to be empty. */
 static int
-sp_process_outgoing(tl_sslproto *self)
+sp_process_outgoing_ex(tl_sslproto *self, int written)
 {
-    if (!self->ssl_writing_paused) {
-        PyObject *out = Py_NewRef(OBJ(self->outgoing));
-        PyObject *data = sp_call0(out, NAME(self, SP_N_READ)), *tr, *r;
+    Py_ssize_t pending = -1;
+    if (!written && sp_bio_pending(self, self->outgoing, &pending) < 0)
+        return -1;
+    if (!self->ssl_writing_paused && pending != 0) {
+        PyObject *out = Py_NewRef(OBJ(self->outgoing)), *tr, *r;
+        PyObject *data = sp_call_ssl(self, SP_T_MEMORYBIO, SP_D_BIO_READ,
+                                     SP_N_READ, &out, 1);
         Py_ssize_t n;
         Py_DECREF(out);
         if (data == NULL)
@@ -749,19 +806,35 @@ sp_process_outgoing(tl_sslproto *self)
             Py_DECREF(data);
             return -1;
         }
+        pending = -1;
         if (n > 0) {
+            int res = 0;
             tr = Py_NewRef(OBJ(self->transport));
-            r = sp_call1(tr, NAME(self, SP_N_WRITE), data);
+            if (Py_IS_TYPE(tr, self->st->SocketTransportType)) {
+                pending = 0;
+                res = tl_transport_write(tr, data);
+            }
+            else {
+                r = sp_call1(tr, NAME(self, SP_N_WRITE), data);
+                if (r == NULL)
+                    res = -1;
+                Py_XDECREF(r);
+            }
             Py_DECREF(tr);
-            if (r == NULL) {
+            if (res < 0) {
                 Py_DECREF(data);
                 return -1;
             }
-            Py_DECREF(r);
         }
         Py_DECREF(data);
     }
-    return sp_control_app_writing(self);
+    return sp_control_app_writing(self, pending);
+}
+
+static int
+sp_process_outgoing(tl_sslproto *self)
+{
+    return sp_process_outgoing_ex(self, 0);
 }
 
 /* asyncio's _do_write: give the backlog to the SSL object until it is
@@ -769,6 +842,7 @@ sp_process_outgoing(tl_sslproto *self)
 static int
 sp_do_write(tl_sslproto *self)
 {
+    int wrote = 0;
     for (;;) {
         PyObject *bl, *data, *rest;
         Py_ssize_t count, n;
@@ -809,8 +883,9 @@ sp_do_write(tl_sslproto *self)
         Py_DECREF(bl);
         if (r < 0)
             return -1;
+        wrote |= count > 0;
     }
-    return sp_process_outgoing(self);
+    return sp_process_outgoing_ex(self, wrote);
 }
 
 /* Append data (of len() n) to the backlog. */
@@ -937,7 +1012,7 @@ tl_sslproto_write(tl_sslproto *self, PyObject *data)
                 self->write_buffer_size += n - count;
         }
         if (r == 0)
-            r = sp_process_outgoing(self);
+            r = sp_process_outgoing_ex(self, count > 0);
     }
     if (r < 0)
         r = sp_fatal_catch(self, NAME(self, SP_M_FATAL));
@@ -961,8 +1036,8 @@ sp_none(int r)
  * the transport is one of the loop's socket transports, which call
  * buffer_updated() before any Python code runs; a buffer of our own for any
  * other (a TLS transport under start_tls(), say), which may not. */
-static PyObject *
-sp_get_buffer(tl_sslproto *self, PyObject *Py_UNUSED(n))
+static tl_sslbuf *
+sp_recv_buffer(tl_sslproto *self)
 {
     tl_sslbuf *b = self->rbuf;
     if (b == NULL || self->transport == NULL
@@ -974,21 +1049,26 @@ sp_get_buffer(tl_sslproto *self, PyObject *Py_UNUSED(n))
         b = self->own;
     }
     self->last = b;
-    return Py_NewRef(b->view);
+    return b;
 }
 
 static PyObject *
-sp_buffer_updated(tl_sslproto *self, PyObject *arg)
+sp_get_buffer(tl_sslproto *self, PyObject *Py_UNUSED(n))
+{
+    tl_sslbuf *b = sp_recv_buffer(self);
+    return b ? Py_NewRef(b->view) : NULL;
+}
+
+/* buffer_updated(n): n bytes of TLS records are in the buffer. */
+static int
+sp_received(tl_sslproto *self, Py_ssize_t n)
 {
     tl_sslbuf *b = self->last ? self->last : self->rbuf;
-    Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
     int r = 0;
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
     if (b == NULL) {
         if (self->own == NULL
             && (self->own = tl_sslbuf_new(self->st, SP_READ_MAX)) == NULL)
-            return NULL;
+            return -1;
         b = self->own;
     }
     /* buffer[:nbytes], as asyncio slices its view. */
@@ -1021,7 +1101,49 @@ sp_buffer_updated(tl_sslproto *self, PyObject *arg)
         }
     }
     Py_DECREF(self);
-    return sp_none(r);
+    return r;
+}
+
+static PyObject *
+sp_buffer_updated(tl_sslproto *self, PyObject *arg)
+{
+    Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    return sp_none(sp_received(self, n));
+}
+
+int
+tl_sslproto_direct(tl_state *st, PyObject *protocol)
+{
+    PyObject *tp = (PyObject *)Py_TYPE(protocol), *a, *b;
+    int r;
+    if (!PyObject_TypeCheck(protocol,
+                            (PyTypeObject *)SP_OBJ(st, SP_PROTOCOL_TYPE)))
+        return 0;
+    a = PyObject_GetAttrString(tp, "get_buffer");
+    b = PyObject_GetAttrString(tp, "buffer_updated");
+    r = a == SP_OBJ(st, SP_D_GET_BUFFER) && b == SP_OBJ(st, SP_D_BUFFER_UPDATED);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    PyErr_Clear();
+    return r;
+}
+
+char *
+tl_sslproto_recv_buffer(PyObject *protocol, Py_ssize_t *len)
+{
+    tl_sslbuf *b = sp_recv_buffer((tl_sslproto *)protocol);
+    if (b == NULL)
+        return NULL;
+    *len = b->size;
+    return b->mem;
+}
+
+int
+tl_sslproto_received(PyObject *protocol, Py_ssize_t n)
+{
+    return sp_received((tl_sslproto *)protocol, n);
 }
 
 static PyObject *
@@ -1081,7 +1203,7 @@ sp_control_app_writing_py(tl_sslproto *self, PyObject *Py_UNUSED(ignored))
 {
     int r;
     Py_INCREF(self);
-    r = sp_control_app_writing(self);
+    r = sp_control_app_writing(self, -1);
     Py_DECREF(self);
     return sp_none(r);
 }
@@ -1195,6 +1317,9 @@ sp_set_state(tl_sslproto *self, PyObject *v, void *Py_UNUSED(c))
             code = i;
     Py_XSETREF(self->state, Py_NewRef(v));
     self->state_code = code;
+    /* The handshake and shutdown code may read next (see sp_would_block). */
+    self->taken_valid = 0;
+    self->plain_maybe = 1;
     return 0;
 }
 
@@ -1360,6 +1485,7 @@ sp_tp_new(PyTypeObject *tp, PyObject *Py_UNUSED(args),
     self->st = st;
     self->state = Py_NewRef(SP_OBJ(st, SP_STATE0 + TL_SSL_UNWRAPPED));
     self->state_code = TL_SSL_UNWRAPPED;
+    self->plain_maybe = 1;
     self->backlog = PyList_New(0);
     if (self->backlog == NULL) {
         Py_DECREF(self);
@@ -1488,6 +1614,41 @@ static const char *const sp_states[] = {
 _Static_assert(sizeof(sp_states) / sizeof(sp_states[0])
                == SP_STATE_LAST - SP_STATE0 + 1, "one name per state");
 
+/* The descriptors sp_call_ssl() and sp_bio_pending() use.  Any of them
+ * missing (an _ssl unlike CPython's) leaves the type slots NULL, which
+ * makes those calls go by name. */
+static int
+sp_import_descriptors(tl_state *st)
+{
+    static const struct { int tp, index; const char *name; } want[] = {
+        {SP_T_SSLSOCKET, SP_D_READ, "read"},
+        {SP_T_SSLSOCKET, SP_D_WRITE, "write"},
+        {SP_T_SSLSOCKET, SP_D_PENDING, "pending"},
+        {SP_T_MEMORYBIO, SP_D_BIO_READ, "read"},
+        {SP_T_MEMORYBIO, SP_D_BIO_WRITE, "write"},
+        {SP_T_MEMORYBIO, SP_D_BIO_PENDING, "pending"},
+    };
+    PyObject *m = PyImport_ImportModule("_ssl");
+    if (m == NULL)
+        return -1;
+    st->ssl_obj[SP_T_SSLSOCKET] = PyObject_GetAttrString(m, "_SSLSocket");
+    Py_DECREF(m);
+    if (st->ssl_obj[SP_T_SSLSOCKET] == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        PyObject *d = PyObject_GetAttrString(st->ssl_obj[want[i].tp],
+                                             want[i].name);
+        if (d == NULL)
+            return -1;
+        st->ssl_obj[want[i].index] = d;
+    }
+    if (Py_TYPE(st->ssl_obj[SP_D_BIO_PENDING])->tp_descr_get == NULL) {
+        Py_CLEAR(st->ssl_obj[SP_T_MEMORYBIO]);
+        Py_CLEAR(st->ssl_obj[SP_T_SSLSOCKET]);
+    }
+    return 0;
+}
+
 /* The ssl module's objects, when it can be imported. */
 static int
 sp_import_ssl(tl_state *st)
@@ -1502,6 +1663,7 @@ sp_import_ssl(tl_state *st)
         return st->ssl_obj[SP_AGAIN_ERRORS] ? 0 : -1;
     }
     st->ssl_obj[SP_SSLOBJECT] = PyObject_GetAttrString(ssl, "SSLObject");
+    st->ssl_obj[SP_T_MEMORYBIO] = PyObject_GetAttrString(ssl, "MemoryBIO");
     want_read = PyObject_GetAttrString(ssl, "SSLWantReadError");
     syscall = PyObject_GetAttrString(ssl, "SSLSyscallError");
     Py_DECREF(ssl);
@@ -1509,7 +1671,10 @@ sp_import_ssl(tl_state *st)
         st->ssl_obj[SP_AGAIN_ERRORS] = PyTuple_Pack(2, want_read, syscall);
     Py_XDECREF(want_read);
     Py_XDECREF(syscall);
-    return st->ssl_obj[SP_SSLOBJECT] && st->ssl_obj[SP_AGAIN_ERRORS] ? 0 : -1;
+    if (!st->ssl_obj[SP_SSLOBJECT] || !st->ssl_obj[SP_AGAIN_ERRORS]
+        || !st->ssl_obj[SP_T_MEMORYBIO])
+        return -1;
+    return sp_import_descriptors(st);
 }
 
 int
@@ -1556,6 +1721,11 @@ tl_sslproto_init(PyObject *mod, tl_state *st)
         return -1;
     st->ssl_obj[SP_PROTOCOL_TYPE] = tp;
     if (PyModule_AddObjectRef(mod, "SSLProtocol", tp) < 0)
+        return -1;
+    if ((st->ssl_obj[SP_D_GET_BUFFER] =
+             PyObject_GetAttrString(tp, "get_buffer")) == NULL
+        || (st->ssl_obj[SP_D_BUFFER_UPDATED] =
+                PyObject_GetAttrString(tp, "buffer_updated")) == NULL)
         return -1;
     if (tl_ssltransport_init_types(mod, st) < 0)
         return -1;

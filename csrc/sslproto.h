@@ -24,6 +24,14 @@ enum {
     /* Py_True while reads the record accounting skips are checked (see
      * sslproto_would_block), else NULL */
     SP_CHECKS,
+    /* _ssl._SSLSocket and _ssl.MemoryBIO, and the descriptors of the
+     * methods called on them (read, write, pending; read, write, and the
+     * pending getset), called directly on objects of exactly those types */
+    SP_T_SSLSOCKET, SP_T_MEMORYBIO,
+    SP_D_READ, SP_D_WRITE, SP_D_PENDING, SP_D_BIO_READ, SP_D_BIO_WRITE,
+    SP_D_BIO_PENDING,
+    /* this type's get_buffer and buffer_updated descriptors */
+    SP_D_GET_BUFFER, SP_D_BUFFER_UPDATED,
     /* interned names */
     SP_N_READ, SP_N_WRITE, SP_N_PENDING, SP_N_SSLOBJ, SP_N_DO_HANDSHAKE,
     SP_N_DO_FLUSH, SP_N_DO_SHUTDOWN, SP_N_FATAL_ERROR, SP_N_CALL_EOF,
@@ -62,6 +70,7 @@ typedef struct {
     char *win;
     Py_ssize_t win_len;
     PyObject *view;             /* memoryview of mem[0:size] */
+    PyObject *size_obj;         /* size, as an int */
     int busy;
 } tl_sslbuf;
 
@@ -100,9 +109,13 @@ typedef struct {
      * ends, and the record being received. */
     unsigned long long fed;
     unsigned long long complete_end;
+    unsigned long long taken;   /* what OpenSSL had taken when last asked */
     Py_ssize_t body_left;
     unsigned char hdr[5];
     unsigned char hdr_have;
+    char taken_valid;           /* no read since taken was asked */
+    char plain_maybe;           /* the last read filled its buffer: decrypted
+                                   bytes may be pending */
     char frame_lost;            /* not TLS records as we know them: always read */
     char eof_seen;              /* a read returned end of stream */
     int state_code;             /* TL_SSL_* of state */
@@ -114,6 +127,7 @@ typedef struct {
 } tl_sslproto;
 
 /* sslproto.c */
+/* (tl_sslproto_direct and friends, for transport.c, are in tl.h.) */
 /* _write_appdata((data,)) for one bytes-like object, and
  * _write_appdata(iterable); 0, or -1 with an exception set. */
 int tl_sslproto_write(tl_sslproto *self, PyObject *data);

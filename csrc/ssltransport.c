@@ -51,7 +51,8 @@ sb_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     self->win = self->mem;
     self->win_len = size;
     self->view = PyMemoryView_FromObject((PyObject *)self);
-    if (self->view == NULL) {
+    self->size_obj = PyLong_FromSsize_t(size);
+    if (self->view == NULL || self->size_obj == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -81,6 +82,7 @@ static int
 sb_clear(tl_sslbuf *self)
 {
     Py_CLEAR(self->view);
+    Py_CLEAR(self->size_obj);
     return 0;
 }
 
@@ -237,6 +239,8 @@ st_is_closing(tl_ssltransport *self, PyObject *Py_UNUSED(ignored))
         PyObject *tr = ((tl_sslproto *)proto)->transport;
         if (tr == NULL || tr == Py_None)
             r = Py_NewRef(Py_False);
+        else if (Py_IS_TYPE(tr, self->st->SocketTransportType))
+            r = PyBool_FromLong(tl_transport_is_closing(tr));
         else {
             Py_INCREF(tr);
             r = st_call(self, tr, SP_N_IS_CLOSING, NULL);
