@@ -197,14 +197,24 @@ static void
 sp_account(tl_sslproto *self, const unsigned char *p, Py_ssize_t n)
 {
     while (n > 0 && !self->frame_lost) {
+        if (self->body_left == 0 && self->hdr_have == 0 && n >= 5) {
+            /* a whole header at once */
+            memcpy(self->hdr, p, 4);
+            self->hdr_have = 4;
+            self->fed += 4;
+            p += 4;
+            n -= 4;
+        }
         if (self->body_left > 0) {
             Py_ssize_t take = n < self->body_left ? n : self->body_left;
             self->body_left -= take;
             self->fed += (unsigned long long)take;
             p += take;
             n -= take;
-            if (self->body_left == 0)
+            if (self->body_left == 0) {
                 self->complete_end = self->fed;
+                self->last_start = self->rec_start;
+            }
             continue;
         }
         self->hdr[self->hdr_have++] = *p++;
@@ -215,11 +225,14 @@ sp_account(tl_sslproto *self, const unsigned char *p, Py_ssize_t n)
              * version 3.x, a length TLS allows */
             unsigned len = (unsigned)self->hdr[3] << 8 | self->hdr[4];
             self->hdr_have = 0;
+            self->rec_start = self->fed - 5;
             if (self->hdr[0] < 20 || self->hdr[0] > 24 || self->hdr[1] != 3
                 || len > SP_RECORD_MAX)
                 self->frame_lost = 1;
-            else if ((self->body_left = len) == 0)
+            else if ((self->body_left = len) == 0) {
                 self->complete_end = self->fed;
+                self->last_start = self->rec_start;
+            }
         }
     }
     self->fed += (unsigned long long)n;
@@ -302,6 +315,7 @@ sp_read_into(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
     if (nobj == NULL)
         return -1;
     self->taken_valid = 0;
+    self->out_clean = 0;    /* a handshake message read may be answered */
     args[0] = Py_NewRef(OBJ(self->sslsock));
     args[1] = nobj;
     args[2] = (PyObject *)b;
@@ -334,6 +348,44 @@ sp_read_into(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
     return count;
 }
 
+/* sslobj.read(n): the data in a bytes object of its own.  Returns its
+ * length (*out is the object when that is not 0), SP_RETRY, or -1 with an
+ * exception set. */
+static Py_ssize_t
+sp_read_bytes(tl_sslproto *self, Py_ssize_t n, PyObject **out)
+{
+    PyObject *args[2], *r;
+    Py_ssize_t count;
+    args[1] = PyLong_FromSsize_t(n);
+    if (args[1] == NULL)
+        return -1;
+    args[0] = Py_NewRef(OBJ(self->sslsock));
+    self->taken_valid = 0;
+    self->out_clean = 0;
+    r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_READ, SP_N_READ, args, 2);
+    Py_DECREF(args[0]);
+    Py_DECREF(args[1]);
+    if (r == NULL) {
+        if (PyErr_ExceptionMatches(SP_OBJ(self->st, SP_AGAIN_ERRORS))) {
+            PyErr_Clear();
+            self->plain_maybe = 0;
+            return SP_RETRY;
+        }
+        return -1;
+    }
+    count = PyBytes_CheckExact(r) ? PyBytes_GET_SIZE(r) : PyObject_Size(r);
+    if (count < 0) {
+        Py_DECREF(r);
+        return -1;
+    }
+    self->plain_maybe = count >= n;
+    if (count == 0)
+        Py_DECREF(r);
+    else
+        *out = r;
+    return count;
+}
+
 /* A read the accounting skipped, made anyway when checks are on: 0 if it
  * raised SSLWantReadError (or SSLSyscallError) as it had to. */
 static int
@@ -356,9 +408,9 @@ sp_check_skip(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
 static Py_ssize_t
 sp_write_ssl(tl_sslproto *self, PyObject *data)
 {
-    PyObject *args[2] = {Py_NewRef(OBJ(self->sslsock)), data};
-    PyObject *r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_WRITE, SP_N_WRITE,
-                              args, 2);
+    PyObject *args[2] = {Py_NewRef(OBJ(self->sslsock)), data}, *r;
+    self->out_clean = 0;
+    r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_WRITE, SP_N_WRITE, args, 2);
     Py_ssize_t count;
     Py_DECREF(args[0]);
     if (r == NULL) {
@@ -414,19 +466,53 @@ sp_join(PyObject *parts, const char *tail, Py_ssize_t n)
 /* asyncio's _do_read__copied: read until the SSL object has nothing more,
  * then one data_received() with all of it, then close_notify if a read
  * returned end of stream.  The data is collected in the loop's read buffer
- * (a buffer of our own if that one is busy with an outer read). */
+ * (a buffer of our own if that one is busy with an outer read).
+ *
+ * When what there is to read is one complete record, which is how small
+ * messages come, read(n) with n the record's size returns the data in a
+ * bytes object of its own, and OpenSSL has then taken exactly that record:
+ * no copy, and no question to the BIO afterwards. */
 static int
 sp_read_copied(tl_sslproto *self)
 {
-    tl_sslbuf *b = self->rbuf;
-    PyObject *parts = NULL, *data = NULL, *r;
+    tl_sslbuf *b;
+    PyObject *first = NULL, *parts = NULL, *data = NULL, *r;
     Py_ssize_t off = 0, got;
     int eof = 0, wb, res = -1;
 
+    if (self->taken_valid && !self->plain_maybe && !self->frame_lost
+        && !self->eof_seen && self->complete_end > self->taken
+        && self->last_start == self->taken
+        && Py_IS_TYPE(OBJ(self->sslsock),
+                      (PyTypeObject *)SP_OBJ(self->st, SP_T_SSLSOCKET))) {
+        unsigned long long end = self->complete_end;
+        char clean = self->out_clean;
+        got = sp_read_bytes(self, (Py_ssize_t)(end - self->taken), &first);
+        if (got == -1)
+            return -1;
+        if (got == 0) {
+            eof = 1;
+            self->eof_seen = 1;
+            goto deliver;
+        }
+        if (got > 0 && !self->plain_maybe) {
+            /* That one record was application data: nothing else was
+             * processed, so nothing was written either; and there is
+             * nothing more to read. */
+            self->taken = end;
+            self->taken_valid = 1;
+            self->out_clean = clean;
+            if (SP_OBJ(self->st, SP_CHECKS) == NULL)
+                goto deliver;
+        }
+    }
+    b = self->rbuf;
     if (b == NULL || b->busy) {
         b = tl_sslbuf_new(self->st, SP_READ_MAX);
-        if (b == NULL)
+        if (b == NULL) {
+            Py_XDECREF(first);
             return -1;
+        }
     }
     else
         Py_INCREF(b);
@@ -466,24 +552,34 @@ sp_read_copied(tl_sslproto *self)
         }
         off += got;
     }
-    if (parts != NULL)
+    if (first != NULL && parts == NULL && off == 0)
+        data = Py_NewRef(first);
+    else if (first != NULL || parts != NULL) {
+        if (parts == NULL && (parts = PyList_New(0)) == NULL)
+            goto done;
+        if (first != NULL && PyList_Insert(parts, 0, first) < 0)
+            goto done;
         data = sp_join(parts, b->mem, off);
-    else if (off > 0)
-        data = PyBytes_FromStringAndSize(b->mem, off);
-    if ((parts != NULL || off > 0) && data == NULL)
+        if (data == NULL)
+            goto done;
+    }
+    else if (off > 0 && (data = PyBytes_FromStringAndSize(b->mem, off)) == NULL)
         goto done;
     res = 0;
 done:
     b->busy = 0;
     Py_DECREF(b);
     Py_XDECREF(parts);
+    Py_XDECREF(first);
     if (res < 0)
         return -1;
-    if (data != NULL) {
+    first = data;
+deliver:
+    if (first != NULL) {
         PyObject *proto = Py_NewRef(OBJ(self->app_protocol));
-        r = sp_call1(proto, self->st->str_data_received, data);
+        r = sp_call1(proto, self->st->str_data_received, first);
         Py_DECREF(proto);
-        Py_DECREF(data);
+        Py_DECREF(first);
         if (r == NULL)
             return -1;
         Py_DECREF(r);
@@ -785,13 +881,28 @@ sp_control_app_writing(tl_sslproto *self, Py_ssize_t pending)
  * written, so there is something to read.  After outgoing.read() and a
  * write to one of the loop's socket transports (whose write() calls back
  * only into this protocol's C methods, pause_writing() at most), outgoing
- * is known to be empty. */
+ * is known to be empty.
+ *
+ * out_clean keeps that knowledge until something may write to outgoing:
+ * a write or read of ours (a read may process a handshake message that is
+ * answered, except when it is known to have read one application record,
+ * see sp_read_copied), and the handshake and shutdown code, which runs in
+ * the states other than WRAPPED, where out_clean is not trusted (and is
+ * cleared by every state change).  Code outside the protocol driving the
+ * SSL object
+ * itself is not accounted for, as it is not in asyncio either (whose
+ * protocol would not send what such code writes until its own next write). */
 static int
 sp_process_outgoing_ex(tl_sslproto *self, int written)
 {
     Py_ssize_t pending = -1;
-    if (!written && sp_bio_pending(self, self->outgoing, &pending) < 0)
-        return -1;
+    if (!written) {
+        if (self->out_clean && self->state_code == TL_SSL_WRAPPED)
+            pending = 0;
+        else if (sp_bio_pending(self, self->outgoing, &pending) < 0)
+            return -1;
+        self->out_clean = pending == 0;
+    }
     if (!self->ssl_writing_paused && pending != 0) {
         PyObject *out = Py_NewRef(OBJ(self->outgoing)), *tr, *r;
         PyObject *data = sp_call_ssl(self, SP_T_MEMORYBIO, SP_D_BIO_READ,
@@ -806,7 +917,7 @@ sp_process_outgoing_ex(tl_sslproto *self, int written)
             Py_DECREF(data);
             return -1;
         }
-        pending = -1;
+        pending = n == 0 ? 0 : -1;
         if (n > 0) {
             int res = 0;
             tr = Py_NewRef(OBJ(self->transport));
@@ -827,6 +938,7 @@ sp_process_outgoing_ex(tl_sslproto *self, int written)
             }
         }
         Py_DECREF(data);
+        self->out_clean = pending == 0;
     }
     return sp_control_app_writing(self, pending);
 }
@@ -1317,9 +1429,11 @@ sp_set_state(tl_sslproto *self, PyObject *v, void *Py_UNUSED(c))
             code = i;
     Py_XSETREF(self->state, Py_NewRef(v));
     self->state_code = code;
-    /* The handshake and shutdown code may read next (see sp_would_block). */
+    /* The handshake and shutdown code may read and write next (see
+     * sp_would_block and sp_process_outgoing_ex). */
     self->taken_valid = 0;
     self->plain_maybe = 1;
+    self->out_clean = 0;
     return 0;
 }
 
@@ -1349,6 +1463,9 @@ sp_set_sslobj(tl_sslproto *self, PyObject *v, void *Py_UNUSED(c))
         sock = Py_NewRef(v);
     Py_XSETREF(self->sslobj, Py_NewRef(v));
     Py_XSETREF(self->sslsock, sock);
+    self->taken_valid = 0;
+    self->plain_maybe = 1;
+    self->out_clean = 0;
     return 0;
 }
 

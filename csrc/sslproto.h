@@ -110,12 +110,16 @@ typedef struct {
     unsigned long long fed;
     unsigned long long complete_end;
     unsigned long long taken;   /* what OpenSSL had taken when last asked */
+    unsigned long long rec_start;  /* where the record being received starts */
+    unsigned long long last_start; /* where the last complete record starts */
     Py_ssize_t body_left;
     unsigned char hdr[5];
     unsigned char hdr_have;
     char taken_valid;           /* no read since taken was asked */
     char plain_maybe;           /* the last read filled its buffer: decrypted
                                    bytes may be pending */
+    char out_clean;             /* outgoing is known to be empty (see
+                                   sp_process_outgoing_ex) */
     char frame_lost;            /* not TLS records as we know them: always read */
     char eof_seen;              /* a read returned end of stream */
     int state_code;             /* TL_SSL_* of state */
