@@ -1379,9 +1379,10 @@ static void
 transport_dealloc(tl_transport *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
+    /* The finalizer runs on a tracked object (debug builds check). */
     if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
         return;     /* resurrected */
+    PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     transport_clear(self);
