@@ -184,9 +184,10 @@ sp_bio_pending(tl_sslproto *self, PyObject *bio, Py_ssize_t *out)
  * OpenSSL has taken (fed - incoming.pending).
  *
  * Bytes that are not TLS 1.0-1.3 records (an SSLv2-style hello, garbage)
- * turn the accounting off for the connection, and so does a read that
- * returns end of stream (after close_notify, reads return b'' instead of
- * raising): every read is then made, as asyncio makes it.
+ * turn the accounting off for the connection, and so do an SSL object of
+ * another class than ssl.SSLObject (see SSLContext.sslobject_class) and a
+ * read that returns end of stream (after close_notify, reads return b''
+ * instead of raising): every read is then made, as asyncio makes it.
  *
  * _core._ssl_check_reads(True) makes each skipped read happen anyway and
  * raise SystemError unless it raises SSLWantReadError; the tests run so.
@@ -1461,6 +1462,10 @@ sp_set_sslobj(tl_sslproto *self, PyObject *v, void *Py_UNUSED(c))
     }
     if (sock == NULL)
         sock = Py_NewRef(v);
+    /* What another SSL object class (sslcontext.sslobject_class) does is
+     * not known: every read is made, as asyncio makes it. */
+    if (!Py_IS_TYPE(sock, (PyTypeObject *)SP_OBJ(self->st, SP_T_SSLSOCKET)))
+        self->frame_lost = 1;
     Py_XSETREF(self->sslobj, Py_NewRef(v));
     Py_XSETREF(self->sslsock, sock);
     self->taken_valid = 0;

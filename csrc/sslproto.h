@@ -120,7 +120,9 @@ typedef struct {
                                    bytes may be pending */
     char out_clean;             /* outgoing is known to be empty (see
                                    sp_process_outgoing_ex) */
-    char frame_lost;            /* not TLS records as we know them: always read */
+    char frame_lost;            /* not TLS records as we know them, or an
+                                   SSL object other than ssl.SSLObject:
+                                   always read, as asyncio does */
     char eof_seen;              /* a read returned end of stream */
     int state_code;             /* TL_SSL_* of state */
     char app_is_buffer;         /* _app_protocol_is_buffer */
