@@ -1,6 +1,8 @@
 /* sslproto.h -- what the TLS files share: sslproto.c (the protocol that
- * runs TLS over a stream transport) and ssltransport.c (the transport it
- * hands the application, and the read buffer).
+ * runs TLS over a stream transport: reading, writing, flow control),
+ * sslproto_type.c (its Python type: methods, attributes, set-up) and
+ * ssltransport.c (the transport it hands the application, and the read
+ * buffer).
  *
  * The layouts below are the C halves of Python classes: the Python side
  * (python/turboloop/_sslproto.py) subclasses each C type together with the
@@ -132,8 +134,20 @@ typedef struct {
     char app_writing_paused;    /* _app_writing_paused */
 } tl_sslproto;
 
-/* sslproto.c */
-/* (tl_sslproto_direct and friends, for transport.c, are in tl.h.) */
+/* sslproto.c (tl_sslproto_direct and friends, for transport.c, are in
+ * tl.h).  The functions behind the methods of the same names; 0, or -1
+ * with an exception set. */
+int tl_sslproto_do_read(tl_sslproto *self);
+int tl_sslproto_read_copied(tl_sslproto *self);
+int tl_sslproto_read_buffered(tl_sslproto *self);
+int tl_sslproto_do_write(tl_sslproto *self);
+int tl_sslproto_process_outgoing(tl_sslproto *self);
+int tl_sslproto_control_app_writing(tl_sslproto *self);
+int tl_sslproto_control_ssl_reading(tl_sslproto *self);
+/* What get_buffer() hands out; NULL with an exception set. */
+tl_sslbuf *tl_sslproto_buffer(tl_sslproto *self);
+/* bio.pending */
+int tl_sslproto_bio_pending(tl_sslproto *self, PyObject *bio, Py_ssize_t *out);
 /* _write_appdata((data,)) for one bytes-like object, and
  * _write_appdata(iterable); 0, or -1 with an exception set. */
 int tl_sslproto_write(tl_sslproto *self, PyObject *data);

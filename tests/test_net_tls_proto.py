@@ -763,3 +763,51 @@ def test_set_protocol_to_a_buffered_protocol_and_a_bad_buffer(loop, certs, error
     assert [c["message"] for c in errors] == ["Fatal error on SSL protocol"]
     errors.clear()
     loop.close()
+
+
+def test_buffered_protocol_bytearray_buffer_gets_every_byte(kind, loop, certs):
+    # turboloop reads into the bytearray get_buffer() returned, at the offset
+    # reached; asyncio reads the rest of a buffer into buf[offset:], which
+    # for a bytearray is a copy, and its data is lost.
+    if not kind.is_turboloop:
+        loop.close()
+        pytest.skip("asyncio reads into a copy of a bytearray buffer after the first read")
+    server_ctx, client_ctx = contexts(certs)
+    payload = os.urandom(200_000)
+
+    class Buffered(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buf = bytearray(65536)
+            self.data = bytearray()
+            self.got = loop.create_future()
+            self.lost = loop.create_future()
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def get_buffer(self, sizehint):
+            return self.buf
+
+        def buffer_updated(self, n):
+            self.data += self.buf[:n]
+            if len(self.data) >= len(payload) and not self.got.done():
+                self.got.set_result(None)
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    async def main():
+        server, port = await tls_server(loop, Echo, server_ctx)
+        transport, proto = await loop.create_connection(
+            Buffered, "127.0.0.1", port, ssl=client_ctx, server_hostname=HOST)
+        # Small records: a read of many of them needs several SSL reads.
+        for i in range(0, len(payload), 500):
+            transport.write(payload[i:i + 500])
+        await proto.got
+        transport.close()
+        await proto.lost
+        await close_server(server)
+        return bytes(proto.data)
+
+    assert loop.run_until_complete(main()) == payload
+    loop.close()
