@@ -811,3 +811,41 @@ def test_buffered_protocol_bytearray_buffer_gets_every_byte(kind, loop, certs):
 
     assert loop.run_until_complete(main()) == payload
     loop.close()
+
+
+def test_tls_inside_tls(loop, certs):
+    # start_tls() over a TLS transport: the inner protocol's transport is the
+    # outer connection's TLS transport.
+    server_ctx, client_ctx = contexts(certs)
+    data = bytes(range(256)) * 2000
+
+    async def handler(reader, writer):
+        assert await reader.readline() == b"UPGRADE\n"
+        writer.write(b"OK\n")
+        await writer.drain()
+        await writer.start_tls(server_ctx)
+        while chunk := await reader.read(65536):
+            writer.write(chunk.upper())
+            await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx,
+                                                       server_hostname=HOST)
+        writer.write(b"UPGRADE\n")
+        assert await reader.readline() == b"OK\n"
+        await writer.start_tls(client_ctx, server_hostname=HOST)
+        outer = writer.transport._ssl_protocol._transport
+        writer.write(b"hello " + data)
+        got = await reader.readexactly(len(data) + 6)
+        writer.close()
+        await writer.wait_closed()
+        await close_server(server)
+        return type(outer).__name__, got
+
+    outer, got = loop.run_until_complete(main())
+    assert outer == "_SSLProtocolTransport"
+    assert got == (b"hello " + data).upper()
+    loop.close()
