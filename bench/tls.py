@@ -3,6 +3,7 @@
     python -m bench.tls [--loops asyncio,uvloop,turboloop] [--size 1024]
                         [--conns 10] [--reps 5] [--duration 2] [--tls12]
     python -m bench.tls --callgrind [--msgs 200]
+    python -m bench.tls --strace --msgs 1000
 
 The server is ``asyncio.start_server(..., ssl=context)`` on each loop, with
 the echo handler of the streams echo benchmark (``reader.read(65536)``,
@@ -23,9 +24,12 @@ instructions per message, start-up and handshakes cancelled out, split by
 where they ran (the interpreter, the loop's own extension, _asyncio, libc,
 and other libraries, which is where OpenSSL's work shows).
 
+``--strace`` counts the server's system calls with ``strace -f -c`` while
+every connection echoes N messages, and divides by the messages.
+
 Needs a C compiler, the OpenSSL headers and libraries (libssl-dev) and the
 openssl command line tool (for a throwaway certificate); valgrind for
-``--callgrind``.
+``--callgrind``, strace for ``--strace``.
 """
 
 import argparse
@@ -282,6 +286,44 @@ def measure_instructions(args, loops, client, cert, key, env):
     return results, splits
 
 
+# -- system calls ------------------------------------------------------------------
+
+
+def strace_counts(args, loop, client, cert, key, env):
+    """System calls per message of the server, from `strace -f -c` while
+    every connection echoes --msgs messages (start-up and handshakes
+    included, which --msgs large enough makes negligible)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "strace.txt")
+        server = Server(["strace", "-f", "-c", "-o", out, args.python, "-m", "bench.tls",
+                         "--serve", loop, "--cert", cert, "--key", key], env)
+        try:
+            data = run_client(client, server.port, args, ["--msgs", str(args.msgs)])
+        finally:
+            server.stop()
+        counts = {}
+        with open(out) as f:
+            for line in f:
+                parts = line.split()
+                # % time, seconds, usecs/call, calls, [errors,] syscall
+                if len(parts) >= 5 and parts[3].isdigit() and parts[-1] != "total":
+                    counts[parts[-1]] = int(parts[3])
+        return {k: v / data["msgs"] for k, v in counts.items()}
+
+
+def measure_syscalls(args, loops, client, cert, key, env):
+    results = {lp: strace_counts(args, lp, client, cert, key, env) for lp in loops}
+    names = sorted({k for r in results.values() for k, v in r.items() if v >= 0.05},
+                   key=lambda k: -max(r.get(k, 0) for r in results.values()))
+    print(f"\nSystem calls per message of the server (strace -f -c), TLS echo over streams, "
+          f"{args.size} B, {args.conns} connections x {args.msgs} messages "
+          f"(Python {sys.version.split()[0]}); calls under 0.05 per message left out")
+    print(f"{'syscall':14}" + "".join(f"{lp:>11}" for lp in loops))
+    for name in names:
+        print(f"{name:14}" + "".join(f"{results[lp].get(name, 0):11.2f}" for lp in loops))
+    return results
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.tls", description=__doc__.split("\n\n")[0])
     p.add_argument("--serve", metavar="LOOP", help=argparse.SUPPRESS)
@@ -297,6 +339,8 @@ def main(argv=None):
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--callgrind", action="store_true")
+    p.add_argument("--strace", action="store_true",
+                   help="system calls per message (strace -f -c), --msgs per connection")
     p.add_argument("--msgs", type=int, default=200,
                    help="messages per connection of the smaller --callgrind run")
     p.add_argument("--json", help="write the samples to this file")
@@ -306,6 +350,8 @@ def main(argv=None):
         return 0
     if args.callgrind and shutil.which("valgrind") is None:
         p.error("valgrind is not installed")
+    if args.strace and shutil.which("strace") is None:
+        p.error("strace is not installed")
     env = child_env()
     loops = available_loops([s for s in args.loops.split(",") if s], env, args.python)
     client = build_client()
@@ -313,6 +359,8 @@ def main(argv=None):
         cert, key = make_cert(tmp)
         if args.callgrind:
             result = measure_instructions(args, loops, client, cert, key, env)
+        elif args.strace:
+            result = measure_syscalls(args, loops, client, cert, key, env)
         else:
             result = measure_cpu(args, loops, client, cert, key, env)
     if args.json:
