@@ -1,6 +1,7 @@
 """Instruction counts per operation under callgrind.
 
     python -m bench.callgrind [--workload sleep0] [--loops asyncio,uvloop,turboloop]
+    python -m bench.callgrind --workload sleep0,create_task --loops turboloop,turboloop-prof
 
 Timings on a busy shared machine move by several percent from run to run;
 instruction counts do not.  This runs a micro workload under ``valgrind
@@ -146,7 +147,7 @@ def main(argv=None):
     available = {}
     for loop in loops:
         ok, why = _importable(args.python, env, loop)
-        if not ok and loop == "turboloop":
+        if not ok and loop.startswith("turboloop"):
             in_tree = _env([os.path.join(REPO_ROOT, "python")])
             ok, why2 = _importable(args.python, in_tree, loop)
             if ok:
@@ -188,10 +189,13 @@ def main(argv=None):
                         k: (big_split[0].get(k, 0) - small_split[0].get(k, 0))
                         / (big_ops - small_ops) for k in kinds}
 
-    # turboloop against uvloop first, as in python -m bench's tables.
+    # turboloop against uvloop first, as in python -m bench's tables; and
+    # what turboloop's profiler costs, when turboloop-prof is measured too.
     bases = [(b, label) for b, label in (("uvloop", "tl/uv"), ("asyncio", "tl/aio"))
              if b in loops and "turboloop" in loops]
     header = ["workload"] + [f"{lp} instr/op" for lp in loops] + [label for _, label in bases]
+    if "turboloop" in loops and "turboloop-prof" in loops:
+        header.append("prof/tl")
     rows = []
     for name in names:
         row = [name]
@@ -202,6 +206,10 @@ def main(argv=None):
             tl, other = results[name, "turboloop"], results[name, base]
             ok = isinstance(tl, float) and isinstance(other, float) and other
             row.append(f"{tl / other:.2f}x" if ok else "n/a")
+        if "turboloop" in loops and "turboloop-prof" in loops:
+            tl, prof = results[name, "turboloop"], results[name, "turboloop-prof"]
+            ok = isinstance(tl, float) and isinstance(prof, float) and tl
+            row.append(f"{prof / tl - 1:+.1%}" if ok else "n/a")
         rows.append(row)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     print("Instructions per operation under callgrind (user space, lower is better)")

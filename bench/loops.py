@@ -9,6 +9,10 @@ import os
 import sys
 
 LOOPS = ("asyncio", "uvloop", "turboloop")
+# Not compared by default: turboloop with its profiler switched on, for
+# measuring what profiling costs (python -m bench.callgrind --loops
+# turboloop,turboloop-prof).
+EXTRA_LOOPS = ("turboloop-prof",)
 
 
 def loop_factory(name):
@@ -22,7 +26,15 @@ def loop_factory(name):
     if name == "turboloop":
         import turboloop
         return turboloop.new_event_loop
-    raise ValueError(f"unknown loop {name!r}; choose from {', '.join(LOOPS)}")
+    if name == "turboloop-prof":
+        import turboloop
+
+        def profiled():
+            loop = turboloop.new_event_loop()
+            loop.set_profiling(True)
+            return loop
+        return profiled
+    raise ValueError(f"unknown loop {name!r}; choose from {', '.join(LOOPS + EXTRA_LOOPS)}")
 
 
 def describe(name):
@@ -32,8 +44,9 @@ def describe(name):
     if name == "uvloop":
         import uvloop
         return f"uvloop {uvloop.__version__}"
-    if name == "turboloop":
+    if name in ("turboloop", "turboloop-prof"):
         import turboloop
         where = os.path.dirname(os.path.abspath(turboloop.__file__))
-        return f"turboloop {getattr(turboloop, '__version__', '?')} ({where})"
+        prof = ", profiling on" if name == "turboloop-prof" else ""
+        return f"turboloop {getattr(turboloop, '__version__', '?')} ({where}{prof})"
     raise ValueError(f"unknown loop {name!r}")

@@ -17,6 +17,7 @@
  * the methods defined here.
  */
 #include "tl.h"
+#include "profile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,6 +115,8 @@ tl_loop_push(tl_loop *loop, int kind, PyObject *a, PyObject *b, PyObject *c)
         PyErr_NoMemory();
         return -1;
     }
+    if (loop->prof != NULL)
+        tl_prof_pushed(loop);
     if (loop->polling)
         loop_wake(loop);
     return 0;
@@ -149,8 +152,14 @@ tl_call_exception_handler(tl_state *st, PyObject *loop, PyObject *context)
     PyObject *r;
     if (context == NULL)
         return -1;
-    r = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler,
-                                  context);
+    if (st != NULL && st->str_call_exception_handler != NULL)
+        r = PyObject_CallMethodOneArg(loop, st->str_call_exception_handler,
+                                      context);
+    else {
+        /* From a finalizer after the module is gone (shutdown). */
+        PyErr_Clear();
+        r = PyObject_CallMethod(loop, "call_exception_handler", "O", context);
+    }
     Py_DECREF(context);
     if (r == NULL)
         return -1;
@@ -267,6 +276,20 @@ loop_run_entry(tl_loop *self, tl_entry *e)
         Py_UNREACHABLE();
     }
     loop_release_entry(e);
+    return r;
+}
+
+static int loop_run_entry_debug(tl_loop *self, tl_entry *e);
+
+/* A profiled loop times each entry (profile.c). */
+static int
+loop_run_entry_profiled(tl_loop *self, tl_entry *e)
+{
+    tl_prof_span span;
+    int r;
+    tl_prof_entry_begin(self, e, &span);
+    r = self->debug ? loop_run_entry_debug(self, e) : loop_run_entry(self, e);
+    tl_prof_span_end(&span);
     return r;
 }
 
@@ -435,6 +458,8 @@ loop_run_once(tl_loop *self)
     }
     now = loop_now_ns();
     self->poll_ns += now - t_poll;
+    if (self->prof != NULL)
+        tl_prof_polled(self, t_poll, now, timeout);
     if (n < 0) {
         if (n != -EINTR) {
             errno = -n;
@@ -482,8 +507,9 @@ loop_run_once(tl_loop *self)
         tl_entry e;
         if (!tl_ring_pop(&self->ready, &e))
             break;      /* close() from a callback emptied the ring */
-        if (self->debug ? loop_run_entry_debug(self, &e) < 0
-                        : loop_run_entry(self, &e) < 0)
+        if (self->prof != NULL ? loop_run_entry_profiled(self, &e) < 0
+            : self->debug ? loop_run_entry_debug(self, &e) < 0
+                          : loop_run_entry(self, &e) < 0)
             return -1;
     }
     self->run_ns += loop_now_ns() - now;
@@ -607,6 +633,7 @@ loop_traverse(tl_loop *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->task_factory);
+    Py_VISIT((PyObject *)self->prof);
     for (size_t i = 0; i < tl_ring_len(&self->ready); i++) {
         tl_entry *e = tl_ring_at(&self->ready, i);
         Py_VISIT((PyObject *)e->a);
@@ -629,6 +656,7 @@ static int
 loop_clear(tl_loop *self)
 {
     Py_CLEAR(self->task_factory);
+    tl_prof_detach(self);
     loop_release_all(self);
     return 0;
 }
@@ -893,16 +921,90 @@ loop_run(tl_loop *self, PyObject *Py_UNUSED(ignored))
     self->running = 1;
     self->thread_id = PyThread_get_thread_ident();
     Py_INCREF(self);        /* a callback may drop the last reference */
+    if (self->prof != NULL)
+        tl_prof_running(self, 1);
     for (;;) {
         r = loop_run_once(self);
         if (r < 0 || self->stopping)
             break;
     }
+    if (self->prof != NULL)
+        tl_prof_running(self, 0);
     self->stopping = 0;
     self->running = 0;
     self->thread_id = 0;
     Py_DECREF(self);
     if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* For Loop._run_profiled() in Python, which drives the iterations itself
+ * when a profiler is installed (see _loop.py): what _run() does on
+ * entry (running=True) and on exit (running=False). */
+static PyObject *
+loop_set_running(tl_loop *self, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+    if (on < 0)
+        return NULL;
+    if (on) {
+        if (loop_check_closed(self) < 0)
+            return NULL;
+        if (self->running) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "This event loop is already running");
+            return NULL;
+        }
+        self->running = 1;
+        self->thread_id = PyThread_get_thread_ident();
+        if (self->prof != NULL)
+            tl_prof_running(self, 1);
+    }
+    else if (self->running) {
+        if (self->prof != NULL)
+            tl_prof_running(self, 0);
+        self->stopping = 0;
+        self->running = 0;
+        self->thread_id = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Wait in poll until something is ready or the next timer is due, without
+ * taking the events: the poller is level-triggered, so the next
+ * _run_once() finds them with a poll that does not wait.  This way a
+ * profiler charges the wait to this call, as it charges asyncio's to
+ * epoll.poll(), instead of to the loop's own work. */
+static PyObject *
+loop_poll_wait(tl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    tl_poll_event ev;
+    const tl_timer *top;
+    int64_t timeout, t0;
+    int n;
+    if (loop_check_closed(self) < 0)
+        return NULL;
+    if (tl_ring_len(&self->ready) > 0 || self->stopping)
+        Py_RETURN_NONE;
+    /* A cancelled timer at the top only makes this return early: the next
+     * _run_once() drops it. */
+    top = tl_timerheap_peek(&self->timers);
+    t0 = loop_now_ns();
+    timeout = top == NULL ? -1 : top->when > t0 ? top->when - t0 : 0;
+    if (timeout == 0)
+        Py_RETURN_NONE;
+    self->polling = 1;
+    Py_BEGIN_ALLOW_THREADS
+    n = tl_poller_wait(self->poller, &ev, 1, timeout);
+    Py_END_ALLOW_THREADS
+    self->polling = 0;
+    self->poll_ns += loop_now_ns() - t0;
+    if (n < 0 && n != -EINTR) {
+        errno = -n;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (n < 0 && PyErr_CheckSignals() < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -946,6 +1048,7 @@ loop_close_core(tl_loop *self, PyObject *Py_UNUSED(ignored))
     if (self->closed)
         Py_RETURN_NONE;
     self->closed = 1;
+    tl_prof_detach(self);
     loop_release_all(self);
     loop_close_fds(self);
     Py_RETURN_NONE;
@@ -1330,7 +1433,7 @@ loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
             name = v;
         else if (PyUnicode_CompareWithASCIIString(k, "context") == 0)
             context = v;
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030E0000
         else if (PyUnicode_CompareWithASCIIString(k, "eager_start") == 0) {
             eager = PyObject_IsTrue(v);
             if (eager < 0)
@@ -1344,9 +1447,13 @@ loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
             return NULL;
         }
     }
-    if (self->task_factory == NULL)
-        return tl_task_create(self->st, coro, (PyObject *)self, name, context,
+    if (self->task_factory == NULL) {
+        task = tl_task_create(self->st, coro, (PyObject *)self, name, context,
                               eager);
+        if (task != NULL && self->prof != NULL)
+            tl_prof_task_created(self, task);   /* where it was created */
+        return task;
+    }
     /* Before 3.14 the factory is called without name= (the name is set
      * afterwards) and without context= unless one was given. */
     if (context == Py_None)
@@ -1507,6 +1614,9 @@ static PyMethodDef loop_methods[] = {
     {"_run", (PyCFunction)loop_run, METH_NOARGS,
      "Run iterations until stop() is called."},
     {"_run_once", (PyCFunction)loop_run_once_py, METH_NOARGS, NULL},
+    {"_poll_wait", (PyCFunction)loop_poll_wait, METH_NOARGS,
+     "Wait until something is ready or due (for profilers, see _loop.py)."},
+    {"_set_running", (PyCFunction)loop_set_running, METH_O, NULL},
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, NULL},
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},

@@ -5,6 +5,7 @@
  * calls (looked up once, when the module is executed).
  */
 #include "tl.h"
+#include "profile.h"
 
 static int
 module_traverse(PyObject *mod, visitproc visit, void *arg)
@@ -50,6 +51,7 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->SocketTransportType);
     Py_VISIT(st->SockOpType);
     Py_VISIT(st->ssl_module);
+    Py_VISIT(st->ProfilerType);
     for (int i = 0; i < TL_SSL_NOBJ; i++)
         Py_VISIT(st->ssl_obj[i]);
     return 0;
@@ -128,6 +130,7 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->SocketTransportType);
     Py_CLEAR(st->SockOpType);
     Py_CLEAR(st->ssl_module);
+    Py_CLEAR(st->ProfilerType);
     Py_CLEAR(st->kw_context);
     Py_CLEAR(st->kw_msg);
     for (int i = 0; i < TL_SSL_NOBJ; i++)
@@ -391,6 +394,7 @@ module_exec(PyObject *mod)
         || tl_transport_init_type(mod, st) < 0
         || tl_sockop_init_type(mod, st) < 0
         || tl_datagram_init(mod, st) < 0
+        || tl_profile_init_type(mod, st) < 0
         || tl_sslproto_init(mod, st) < 0)
         return -1;
     return 0;

@@ -2,19 +2,23 @@
  *
  * Plain C, no Python.h.  An entry is a kind tag and three pointers whose
  * meaning the kind defines (see loop.h); the ring neither owns nor inspects
- * them.  The loop records the length at the start of its run phase and pops
- * exactly that many, so entries pushed while callbacks run wait for the next
- * iteration, as in asyncio's _run_once.
+ * them.  It also carries a 32-bit stamp that it does not set: a profiled
+ * loop writes there when the entry was queued (see profile.c).  The loop
+ * records the length at the start of its run phase and pops exactly that
+ * many, so entries pushed while callbacks run wait for the next iteration,
+ * as in asyncio's _run_once.
  */
 #ifndef TL_RING_H
 #define TL_RING_H
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct tl_entry {
     int kind;
+    uint32_t stamp;   /* set by the loop's profiler only; fills padding */
     void *a, *b, *c;
 } tl_entry;
 

@@ -16,6 +16,7 @@
  * and holds its own references to what it works on.
  */
 #include "tl.h"
+#include "profile.h"
 
 static PyMethodDef task_step_def;
 static PyMethodDef task_wakeup_def;
@@ -599,6 +600,10 @@ task_eager_start(tl_state *st, tl_task *task)
     r = task_call_hook_void(st->register_eager_task, (PyObject *)task, NULL);
     if (r == 0) {
         PyObject *ctx = Py_NewRef(task->context);
+        tl_prof_span span = {0};
+        tl_loop *tloop = TL_FUT_TLOOP(task);
+        if (tloop != NULL && tloop->prof != NULL)
+            tl_prof_task_begin(tloop, (PyObject *)task, &span);
         if (PyContext_Enter(ctx) < 0)
             r = -1;
         else {
@@ -606,6 +611,7 @@ task_eager_start(tl_state *st, tl_task *task)
             if (PyContext_Exit(ctx) < 0)
                 r = -1;
         }
+        tl_prof_span_end(&span);
         Py_DECREF(ctx);
         if (r < 0)
             err = tl_err_get_raised();
@@ -1006,6 +1012,11 @@ static int
 task_clear(tl_task *self)
 {
     tl_task_unlink(self);
+#if PY_VERSION_HEX < 0x030E0000
+    /* While the loop (and through it the module state) is still at hand. */
+    if (self->registry_ref != NULL)
+        task_unregister_ref(self);
+#endif
     Py_CLEAR(self->coro);
     Py_CLEAR(self->context);
     Py_CLEAR(self->fut_waiter);

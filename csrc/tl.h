@@ -182,6 +182,7 @@ typedef struct tl_state {
 
     unsigned long long task_name_counter;
     int format_source_has_debug;       /* 3.13+: debug= keyword */
+    PyTypeObject *ProfilerType;        /* profile.c */
     /* TLS (sslproto.c): its types, the ssl and asyncio objects and the
      * names it uses, indexed as sslproto.h says. */
     PyObject *ssl_obj[TL_SSL_NOBJ];
@@ -192,7 +193,15 @@ extern PyModuleDef tl_module_def;
 static inline tl_state *
 tl_state_from_type(PyTypeObject *tp)
 {
-    PyObject *mod = PyType_GetModuleByDef(tp, &tl_module_def);
+    PyObject *mod;
+    /* At interpreter shutdown the collector may clear a heap type (its MRO
+     * and module) before the last of its instances is destroyed. */
+    if (tp->tp_mro == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "turboloop's module is already finalized");
+        return NULL;
+    }
+    mod = PyType_GetModuleByDef(tp, &tl_module_def);
     return mod ? (tl_state *)PyModule_GetState(mod) : NULL;
 }
 
@@ -253,6 +262,8 @@ typedef struct tl_loop {
     long long poll_ns;
     long long run_ns;
     char *rbuf;                   /* transports' receive buffer */
+    struct tl_prof *prof;         /* the attached profiler (profile.c) or NULL;
+                                     a strong reference */
 } tl_loop;
 
 /* Size of tl_loop.rbuf: what one recv() of a stream transport may return. */

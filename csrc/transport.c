@@ -13,6 +13,7 @@
  * connection_made -- is done by the Python side (turboloop/_network.py).
  */
 #include "tl.h"
+#include "profile.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -189,9 +190,16 @@ transport_call_protocol(tl_transport *self, PyObject *name, PyObject *arg,
     }
     argv[0] = protocol;
     argv[1] = arg;
-    r = PyObject_VectorcallMethod(name, argv,
-                                  (arg ? 2 : 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                  NULL);
+    if (self->loop->prof == NULL)
+        r = PyObject_VectorcallMethod(name, argv, (arg ? 2 : 1)
+                                      | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    else {
+        tl_prof_span span;
+        tl_prof_proto_begin(self->loop, protocol, name, &span);
+        r = PyObject_VectorcallMethod(name, argv, (arg ? 2 : 1)
+                                      | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        tl_prof_span_end(&span);
+    }
     if (enter && PyContext_Exit(self->context) < 0)
         Py_CLEAR(r);
     Py_DECREF(protocol);

@@ -369,3 +369,12 @@ def test_create_task_eager_start_argument(kind, loop):
 
     assert loop.run_until_complete(main()) == 84
     loop.close()
+
+
+@pytest.mark.skipif(PY >= (3, 14), reason="loop.create_task(eager_start=) exists from 3.14")
+def test_create_task_eager_start_argument_refused(kind, loop):
+    coro = answer()
+    with pytest.raises(TypeError):
+        loop.create_task(coro, eager_start=True)
+    coro.close()
+    loop.close()

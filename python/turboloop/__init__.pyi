@@ -10,6 +10,7 @@ from typing_extensions import deprecated
 from ._core import Future as Future, Handle as Handle, Task as Task, TimerHandle as TimerHandle
 from ._loop import Loop as Loop
 from ._version import __version__ as __version__
+from .profiling import profile as profile
 
 __all__ = (
     "Loop",
@@ -21,6 +22,7 @@ __all__ = (
     "run",
     "install",
     "EventLoopPolicy",
+    "profile",
 )
 
 _T = TypeVar("_T")

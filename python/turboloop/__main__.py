@@ -16,10 +16,18 @@ import runpy
 import sys
 import types
 
+from . import _cli_profile
+
 USAGE = """\
-usage: python -m turboloop [-h] (script.py | -m module | -c code) [args ...]
+usage: python -m turboloop [-h] [options] (script.py | -m module | -c code) [args ...]
+       python -m turboloop top|ps PID
 
 Run an asyncio program on the turboloop event loop.
+
+options:
+""" + _cli_profile.OPTIONS_USAGE + """
+top PID, ps PID: the tasks of a running program started with --monitor (or
+with TURBOLOOP_MONITOR=1), refreshed like top(1), or listed once.
 """
 
 
@@ -36,7 +44,24 @@ def main(argv=None):
         sys.stdout.write(USAGE)
         return 0 if args else 2
 
+    if args[0] in ("top", "ps") and not os.path.exists(args[0]):
+        from . import _monitor
+        return _monitor.client_main(args)
+    try:
+        opts, args = _cli_profile.parse(args)
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n{USAGE}")
+        return 2
+    if not args:
+        sys.stderr.write(USAGE)
+        return 2
+
     _install_quietly()
+    with _cli_profile.Session(opts):
+        return _run(args)
+
+
+def _run(args):
     first = args[0]
     if first == "-c":
         if len(args) < 2:
@@ -50,7 +75,9 @@ def main(argv=None):
         if len(args) < 2:
             sys.stderr.write("Argument expected for the -m option\n")
             return 2
-        sys.argv = [args[1]] + args[2:]
+        # A server that picks its own loop (uvicorn) is told to use ours.
+        from ._frameworks import adapt_argv
+        sys.argv = [args[1]] + adapt_argv(args[1], args[2:])
         sys.path.insert(0, os.getcwd())
         runpy.run_module(args[1], run_name="__main__", alter_sys=True)
         return 0

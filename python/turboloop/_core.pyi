@@ -217,6 +217,26 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
     def get_protocol(self) -> asyncio.BaseProtocol: ...
 
 @final
+class Profiler:
+    """The accounting of a loop's profiler (turboloop.profiling reads it)."""
+
+    def __new__(
+        cls,
+        *,
+        cpu: bool = False,
+        trace_events: int = 0,
+        max_tasks: int = 1000,
+        capture: Callable[[Any], object] | None = None,
+        skip_prefixes: tuple[str, ...] = ...,
+        task_types: tuple[type, ...] = ...,
+    ) -> Self: ...
+    @property
+    def attached(self) -> bool: ...
+    def attach(self, loop: Loop, /) -> None: ...
+    def detach(self) -> None: ...
+    def reset(self) -> None: ...
+    def snapshot(self, *, trace: bool = True, finished: bool = True) -> dict[str, Any]: ...
+
 class SSLReadBuffer:
     """SSLReadBuffer(size=262144): the memory a loop's TLS connections
     receive records and collect decrypted data in."""

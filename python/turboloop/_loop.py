@@ -16,11 +16,13 @@ import traceback
 import warnings
 import weakref
 
-from asyncio import coroutines, events, format_helpers, futures, tasks
+from asyncio import (base_events, coroutines, events, format_helpers, futures,
+                     tasks)
 from asyncio.log import logger
 
 from . import _core
 from ._network import NetworkMixin
+from .profiling import ProfilingMixin
 
 __all__ = ("Loop",)
 
@@ -51,14 +53,22 @@ def _format_slow(what):
     return str(what)
 
 
-def _run_until_complete_cb(fut):
-    if not fut.cancelled():
-        exc = fut.exception()
-        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-            # The loop is about to stop anyway: the exception propagates
-            # out of run_forever().
-            return
-    futures._get_loop(fut).stop()
+def _profiler_installed():
+    """Is a profiler watching Python calls: one installed with
+    sys.setprofile() (pyinstrument, profile), or a sys.monitoring profiler
+    tool (cProfile from 3.12 on)?"""
+    if sys.getprofile() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and monitoring.get_tool(monitoring.PROFILER_ID) is not None
+
+
+# run_until_complete() stops the loop with asyncio's own callback, the very
+# function object: libraries find the task a program was started with by
+# looking for it among a task's done callbacks (anyio's find_root_task(),
+# which keeps its worker threads for the life of that task).  It only calls
+# the public Future API and loop.stop(), so it works on our loop unchanged.
+_run_until_complete_cb = base_events._run_until_complete_cb
 
 
 def _sighandler_noop(signum, frame):
@@ -88,7 +98,7 @@ def _is_numeric_address(host, port):
     return False
 
 
-class Loop(_core.Loop, NetworkMixin, asyncio.AbstractEventLoop):
+class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop whose scheduling, timers, I/O polling, futures
     and tasks are implemented in C."""
 
@@ -108,6 +118,7 @@ class Loop(_core.Loop, NetworkMixin, asyncio.AbstractEventLoop):
         # same monotonic clock.
         self._clock_resolution = time.get_clock_info("monotonic").resolution
         self.set_debug(coroutines._is_debug_mode())
+        self._init_profiling()
 
     def __repr__(self):
         return (f"<{self.__class__.__name__} running={self.is_running()} "
@@ -139,11 +150,30 @@ class Loop(_core.Loop, NetworkMixin, asyncio.AbstractEventLoop):
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
             events._set_running_loop(self)
-            self._run()
+            if _profiler_installed():
+                self._run_profiled()
+            else:
+                self._run()
         finally:
             events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def _run_profiled(self):
+        # run_forever() under a profiler (see _profiler_installed(): cProfile,
+        # pyinstrument...): the iterations of _run(), driven from
+        # here so that the wait for I/O and timers is a call of its own,
+        # Loop._poll_wait, which such profilers see and time, instead of
+        # being part of the time of the C function _run.
+        self._set_running(True)
+        try:
+            while True:
+                self._poll_wait()
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._set_running(False)
 
     def run_until_complete(self, future):
         """Run until the future (or coroutine) is done; return its result."""

@@ -11,6 +11,7 @@ from typing_extensions import TypeVarTuple, Unpack
 
 from . import _core
 from ._network import NetworkMixin
+from .profiling import ProfilingMixin
 
 __all__ = ("Loop",)
 
@@ -20,7 +21,7 @@ _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 _Context: TypeAlias = dict[str, Any]
 _ExceptionHandler: TypeAlias = Callable[[asyncio.AbstractEventLoop, _Context], object]
 
-class Loop(_core.Loop, NetworkMixin, asyncio.AbstractEventLoop):
+class Loop(_core.Loop, NetworkMixin, ProfilingMixin, asyncio.AbstractEventLoop):
     """turboloop's asyncio event loop."""
 
     def __init__(self) -> None: ...

@@ -4,8 +4,9 @@
 #
 #   tests/conformance/sid.sh 3.14 [--build] [harness options...]
 #
-# Mounts /proc and a bind mount of this repository inside the chroot for the
-# duration of the run, and undoes only the mounts it made.  --build first
+# Mounts /proc, /dev/pts (the pty tests need it) and a bind mount of this
+# repository inside the chroot for the duration of the run, and undoes only
+# the mounts it made.  --build first
 # builds the C extension for that Python inside the chroot (needs
 # python3-setuptools there).  The chroot is $TL_SID_ROOT, default
 # /var/tmp/tl-sid.
@@ -26,11 +27,15 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 mnt=/conformance-src.$$
 
 mounted_proc=0
+mounted_pts=0
 cleanup() {
     if mountpoint -q "$root$mnt" 2>/dev/null; then
         umount "$root$mnt"
     fi
     rmdir "$root$mnt" 2>/dev/null || true
+    if [ "$mounted_pts" = 1 ]; then
+        umount "$root/dev/pts"
+    fi
     if [ "$mounted_proc" = 1 ]; then
         umount "$root/proc"
     fi
@@ -40,6 +45,11 @@ trap cleanup EXIT INT TERM
 if ! mountpoint -q "$root/proc"; then
     mount -t proc proc "$root/proc"
     mounted_proc=1
+fi
+if ! mountpoint -q "$root/dev/pts"; then
+    mkdir -p "$root/dev/pts"
+    mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
+    mounted_pts=1
 fi
 mkdir -p "$root$mnt"
 mount --bind "$repo" "$root$mnt"
