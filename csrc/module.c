@@ -55,6 +55,8 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->ReadPipeTransportType);
     Py_VISIT(st->WritePipeTransportType);
     Py_VISIT(st->PidfdWatchType);
+    for (int i = 0; i < TL_SSL_NOBJ; i++)
+        Py_VISIT(st->ssl_obj[i]);
     return 0;
 }
 
@@ -137,6 +139,8 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->ReadPipeTransportType);
     Py_CLEAR(st->WritePipeTransportType);
     Py_CLEAR(st->PidfdWatchType);
+    for (int i = 0; i < TL_SSL_NOBJ; i++)
+        Py_CLEAR(st->ssl_obj[i]);
     return 0;
 }
 
@@ -398,7 +402,8 @@ module_exec(PyObject *mod)
         || tl_datagram_init(mod, st) < 0
         || tl_pipe_init_types(mod, st) < 0
         || tl_process_init_type(mod, st) < 0
-        || tl_profile_init_type(mod, st) < 0)
+        || tl_profile_init_type(mod, st) < 0
+        || tl_sslproto_init(mod, st) < 0)
         return -1;
     return 0;
 }

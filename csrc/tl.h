@@ -19,6 +19,7 @@
 #include "timerheap.h"
 
 #define TL_DGRAM_NSTR 14               /* see datagram.c */
+#define TL_SSL_NOBJ 45                 /* see sslproto.h */
 
 /* ------------------------------------------------------------------ */
 /* Compatibility shims                                                 */
@@ -187,6 +188,10 @@ typedef struct tl_state {
     PyTypeObject *ReadPipeTransportType;
     PyTypeObject *WritePipeTransportType;
     PyTypeObject *PidfdWatchType;
+
+    /* TLS (sslproto.c): its types, the ssl and asyncio objects and the
+     * names it uses, indexed as sslproto.h says. */
+    PyObject *ssl_obj[TL_SSL_NOBJ];
 } tl_state;
 
 extern PyModuleDef tl_module_def;
@@ -530,6 +535,20 @@ int tl_awaited_by_discard(tl_state *st, PyObject *fut, PyObject *waiter);
 
 /* transport.c */
 int tl_transport_init_type(PyObject *mod, tl_state *st);
+/* write(data) and is_closing() of a SocketTransport (exact type). */
+int tl_transport_write(PyObject *transport, PyObject *data);
+int tl_transport_is_closing(PyObject *transport);
+
+/* sslproto.c */
+int tl_sslproto_init(PyObject *mod, tl_state *st);
+/* For the socket transport: 1 if protocol is turboloop's SSLProtocol with
+ * its own get_buffer() and buffer_updated(), which the transport may then
+ * replace by the two calls below (same effect, no Python call). */
+int tl_sslproto_direct(tl_state *st, PyObject *protocol);
+/* What get_buffer() hands out, as memory; NULL with an exception set. */
+char *tl_sslproto_recv_buffer(PyObject *protocol, Py_ssize_t *len);
+/* buffer_updated(n); 0, or -1 with an exception set. */
+int tl_sslproto_received(PyObject *protocol, Py_ssize_t n);
 
 /* pipe.c, process.c */
 int tl_pipe_init_types(PyObject *mod, tl_state *st);

@@ -70,6 +70,8 @@ typedef struct {
     char detach_with_arg;       /* Server._detach(transport), 3.13+ */
     char given_context;         /* context passed in: every callback runs in it */
     char in_event;              /* the loop is dispatching an I/O event to us */
+    char tls;                   /* protocol is turboloop's SSLProtocol: see
+                                   transport_read_tls */
 } tl_transport;
 
 static int transport_read_ready(PyObject *obj);
@@ -363,6 +365,7 @@ transport_set_protocol_impl(tl_transport *self, PyObject *protocol)
         return -1;
     Py_XSETREF(self->protocol, Py_NewRef(protocol));
     self->buffered = (char)b;
+    self->tls = (char)(b && tl_sslproto_direct(self->st, protocol));
     self->protocol_connected = 1;
     return 0;
 }
@@ -403,12 +406,52 @@ transport_on_eof(tl_transport *self)
     return 0;
 }
 
+/* transport_read_buffered for turboloop's SSLProtocol: its get_buffer()
+ * and buffer_updated() called as C functions (sslproto.c). */
+static int
+transport_read_tls(tl_transport *self)
+{
+    PyObject *protocol = self->protocol;
+    Py_ssize_t len;
+    ssize_t got;
+    int r;
+    char *buf = tl_sslproto_recv_buffer(protocol, &len);
+    if (buf == NULL)
+        return transport_fatal(self,
+                               "Fatal error: protocol.get_buffer() call failed.");
+    do {
+        got = recv(self->fd, buf, (size_t)len, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        if (transport_would_block(errno))
+            return 0;
+        transport_set_oserror(errno);
+        return transport_fatal(self, "Fatal read error on socket transport");
+    }
+    if (got == 0)
+        return transport_on_eof(self);
+    Py_INCREF(protocol);
+    r = PyContext_Enter(self->context);
+    if (r == 0) {
+        r = tl_sslproto_received(protocol, got);
+        if (PyContext_Exit(self->context) < 0)
+            r = -1;
+    }
+    Py_DECREF(protocol);
+    if (r < 0)
+        return transport_fatal(self,
+                               "Fatal error: protocol.buffer_updated() call failed.");
+    return 0;
+}
+
 static int
 transport_read_buffered(tl_transport *self)
 {
     PyObject *buf, *r, *n;
     Py_buffer view;
     ssize_t got;
+    if (self->tls)
+        return transport_read_tls(self);
     n = PyLong_FromLong(-1);
     if (n == NULL)
         return -1;
@@ -829,6 +872,22 @@ transport_write(tl_transport *self, PyObject *data)
 done:
     PyBuffer_Release(&view);
     Py_RETURN_NONE;
+}
+
+int
+tl_transport_write(PyObject *transport, PyObject *data)
+{
+    PyObject *r = transport_write((tl_transport *)transport, data);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+int
+tl_transport_is_closing(PyObject *transport)
+{
+    return ((tl_transport *)transport)->closing;
 }
 
 static PyObject *

@@ -22,7 +22,7 @@ from asyncio import (base_events, constants, futures, selector_events, sslproto,
                      unix_events)
 from asyncio.log import logger
 
-from . import _core
+from . import _core, _sslproto
 
 __all__ = ("NetworkMixin",)
 
@@ -247,9 +247,9 @@ class NetworkMixin(_SelectorLevel):
                             ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
                             ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
                             context=None):
-        # asyncio's TLS protocol over the C transport: the record layer is
-        # asyncio's, the socket I/O under it is ours.
-        ssl_protocol = sslproto.SSLProtocol(
+        # asyncio's TLS protocol with its record work in C (_sslproto), over
+        # the C socket transport.
+        ssl_protocol = _sslproto.SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
@@ -338,3 +338,17 @@ def _use_datagram_transport():
 
 
 _use_datagram_transport()
+
+
+def _use_ssl_protocol():
+    # asyncio's start_tls for the running version, making turboloop's
+    # SSLProtocol (the only name it uses from asyncio.sslproto).
+    func = NetworkMixin.start_tls
+    ours = types.ModuleType(sslproto.__name__)
+    ours.__dict__.update(sslproto.__dict__)
+    ours.SSLProtocol = _sslproto.SSLProtocol
+    NetworkMixin.start_tls = _copy_function(func, globals=dict(
+        func.__globals__, sslproto=ours))
+
+
+_use_ssl_protocol()

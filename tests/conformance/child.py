@@ -212,6 +212,8 @@ def build(module, phase, target, counter):
             continue
         if (module, cls.__name__) in tables.REBIND_STOCK_LOOP:
             cls = plug.rebind_stock_loop(cls, mod, counter.wrap_class(target.loop_class))
+        if (module, cls.__name__) in tables.REBIND_SSL_PROTOCOL:
+            cls = plug.rebind_ssl_protocol(cls, mod, target.ssl_protocol)
         classes.append(cls)
     for cls in classes + generated:
         # IsolatedAsyncioTestCase classes that name a stock loop class as

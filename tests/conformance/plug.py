@@ -304,6 +304,23 @@ def rebind_stock_loop(cls, mod, loop_class):
     return type(name, (cls,), attrs)
 
 
+def rebind_ssl_protocol(cls, mod, ssl_protocol):
+    """A TurboLoop subclass of `cls` whose methods that name the
+    asyncio.sslproto module see `ssl_protocol` as its SSLProtocol."""
+    from asyncio import sslproto
+
+    rebinder = Rebinder({sslproto: {"SSLProtocol": ssl_protocol}})
+    attrs = {}
+    for name, value in _resolved_attrs(cls).items():
+        func = _unwrap(value)
+        if isinstance(func, types.FunctionType) and "sslproto" in _code_names(func.__code__):
+            new = rebinder.rebind(func)
+            attrs[name] = staticmethod(new) if isinstance(value, staticmethod) else new
+    name = "TurboLoop" + cls.__name__
+    attrs.update(__module__=mod.__name__, __qualname__=name)
+    return type(name, (cls,), attrs)
+
+
 def in_family(cls, mod, families):
     return any(k.__name__ in families and k.__module__ == mod.__name__ for k in cls.__mro__)
 

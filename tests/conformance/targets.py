@@ -17,7 +17,8 @@ class Target:
     loop policy class (which the harness subclasses to count the loops it
     makes)."""
 
-    def __init__(self, name, Task, Future, new_loop, loop_class, policy_class, version=""):
+    def __init__(self, name, Task, Future, new_loop, loop_class, policy_class, version="",
+                 ssl_protocol=None):
         self.name = name
         self.Task = Task
         self.Future = Future
@@ -25,6 +26,12 @@ class Target:
         self.loop_class = loop_class
         self.policy_class = policy_class
         self.version = version
+        # The TLS protocol class the loop uses (asyncio.sslproto.SSLProtocol
+        # for asyncio's loops).
+        if ssl_protocol is None:
+            from asyncio import sslproto
+            ssl_protocol = sslproto.SSLProtocol
+        self.ssl_protocol = ssl_protocol
 
 
 def load(name):
@@ -39,9 +46,11 @@ def load(name):
             # policies are; the suite still goes through it there.
             warnings.simplefilter("ignore", DeprecationWarning)
             policy_class = turboloop.EventLoopPolicy
+        from turboloop import _sslproto
+
         return Target("turboloop", turboloop.Task, turboloop.Future,
                       turboloop.new_event_loop, turboloop.Loop, policy_class,
-                      getattr(turboloop, "__version__", ""))
+                      getattr(turboloop, "__version__", ""), _sslproto.SSLProtocol)
     if name == "asyncio":
         import asyncio
         from asyncio import futures, tasks
