@@ -47,6 +47,7 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->SocketTransportType);
     Py_VISIT(st->SockOpType);
     Py_VISIT(st->ssl_module);
+    Py_VISIT(st->DatagramTransportType);
     return 0;
 }
 
@@ -122,6 +123,7 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->ssl_module);
     Py_CLEAR(st->kw_context);
     Py_CLEAR(st->kw_msg);
+    Py_CLEAR(st->DatagramTransportType);
     return 0;
 }
 

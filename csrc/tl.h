@@ -18,7 +18,7 @@
 #include "ring.h"
 #include "timerheap.h"
 
-#define TL_DGRAM_NSTR 14               /* see datagram.c */
+#define TL_DGRAM_NSTR 8               /* see datagram.c */
 
 /* ------------------------------------------------------------------ */
 /* Compatibility shims                                                 */
@@ -175,6 +175,7 @@ typedef struct tl_state {
 
     unsigned long long task_name_counter;
     int format_source_has_debug;       /* 3.13+: debug= keyword */
+    PyTypeObject *DatagramTransportType;
 } tl_state;
 
 extern PyModuleDef tl_module_def;

@@ -63,17 +63,23 @@ _core.SocketTransport._start_tls_compatible = True
 _core.SocketTransport._sendfile_compatible = constants._SendfileMode.TRY_NATIVE
 
 
-class _DatagramTransport(selector_events._SelectorDatagramTransport):
-    """asyncio's datagram transport with its per-datagram paths in C: the
-    reader callback and sendto()'s immediate send (csrc/datagram.c)."""
+class _DatagramTransport(_core.DatagramTransport,
+                         selector_events._SelectorDatagramTransport):
+    """asyncio's datagram transport with its per-datagram paths in C
+    (csrc/datagram.c): reading, and sendto()'s immediate send.  The C base
+    keeps the attributes those paths use (_sock, _protocol, _address, ...)
+    in C fields that asyncio's code reads and writes as usual."""
 
     # What the C sendto() hands over to for everything but an immediate send.
     _py_sendto = selector_events._SelectorDatagramTransport.sendto
-    sendto = _core._datagram_sendto
 
     def _add_reader(self, fd, callback, *args):
-        if callback == self._read_ready and not args:
-            callback, args = _core._datagram_read_ready, (self,)
+        if callback == self._read_ready and not args and fd == self._sock_fd:
+            # The loop calls the C reader directly, in the context asyncio
+            # would run the reader callback in (3.15+: the transport's).
+            if self.is_reading():
+                self._watch_reader(getattr(self, "_context", None))
+            return
         super()._add_reader(fd, callback, *args)
 
 
