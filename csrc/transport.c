@@ -9,8 +9,11 @@
  *
  * The type derives from asyncio.Transport, whose only slot (_extra, the
  * dict behind get_extra_info) is the first field of the layout below.
- * Setup -- building the extra dict, TCP_NODELAY, scheduling
- * connection_made -- is done by the Python side (turboloop/_network.py).
+ * Setup -- TCP_NODELAY, scheduling connection_made -- is done by the Python
+ * side (turboloop/_network.py).  The extra info asyncio computes when it
+ * makes a transport ("socket", "sockname", "peername") is computed when
+ * first asked for, or just before the socket is closed: most connections
+ * never ask, and an idle connection is smaller without it.
  */
 #include "tl.h"
 
@@ -63,6 +66,9 @@ typedef struct {
     char detach_with_arg;       /* Server._detach(transport), 3.13+ */
     char given_context;         /* context passed in: every callback runs in it */
     char in_event;              /* the loop is dispatching an I/O event to us */
+    char extra_done;            /* extra has socket, sockname and peername */
+    PyObject *peername;         /* the peer's address given at creation,
+                                   until extra is made */
 } tl_transport;
 
 static int transport_read_ready(PyObject *obj);
@@ -884,6 +890,50 @@ transport_force_close_py(tl_transport *self, PyObject *exc)
     Py_RETURN_NONE;
 }
 
+/* Make the extra dict asyncio makes when it creates a transport (the
+ * Python side's Loop._transport_extra()); before the socket is closed, so
+ * that get_extra_info() answers as asyncio's after close(). */
+static int
+transport_fill_extra(tl_transport *self)
+{
+    PyObject *r;
+    if (self->extra_done || self->sock == NULL)
+        return 0;
+    self->extra_done = 1;
+    r = PyObject_CallMethod((PyObject *)self->loop, "_transport_extra",
+                            self->peername ? "OOO" : "OO", self->sock,
+                            self->extra ? self->extra : Py_None,
+                            self->peername);
+    if (r == NULL)
+        return -1;
+    Py_XSETREF(self->extra, r);
+    Py_CLEAR(self->peername);
+    return 0;
+}
+
+static PyObject *
+transport_get_extra_info(tl_transport *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"name", "default", NULL};
+    PyObject *name, *dflt = Py_None, *v;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:get_extra_info", kwlist,
+                                     &name, &dflt))
+        return NULL;
+    if (!self->extra_done && PyUnicode_Check(name)
+        && (PyUnicode_CompareWithASCIIString(name, "socket") == 0
+            || PyUnicode_CompareWithASCIIString(name, "sockname") == 0
+            || PyUnicode_CompareWithASCIIString(name, "peername") == 0)
+        && transport_fill_extra(self) < 0)
+        return NULL;
+    if (self->extra == NULL)
+        return Py_NewRef(dflt);
+    /* asyncio: self._extra.get(name, default) */
+    v = PyDict_GetItemWithError(self->extra, name);
+    if (v == NULL && PyErr_Occurred())
+        return NULL;
+    return Py_NewRef(v ? v : dflt);
+}
+
 static int
 transport_detach_server(tl_transport *self)
 {
@@ -911,11 +961,16 @@ transport_release(tl_transport *self)
     int res = 0;
     transport_unwatch(self, 0);
     transport_unwatch(self, 1);
+    if (transport_fill_extra(self) < 0)
+        res = -1;
     self->sock = NULL;
     if (sock != NULL) {
         r = PyObject_CallMethod(sock, "close", NULL);
-        if (r == NULL)
+        if (r == NULL) {
+            if (res < 0)
+                PyErr_Clear();  /* keep the first error */
             res = -1;
+        }
         Py_XDECREF(r);
         Py_DECREF(sock);
     }
@@ -1170,7 +1225,8 @@ transport_call_connection_lost_py(tl_transport *self, PyObject *exc)
 
 /* SocketTransport(loop, sock, protocol, extra, server, detach_with_arg,
  *                 context=None): protocol callbacks run in context, or in a
- * copy of the current context when it is None. */
+ * copy of the current context when it is None.  extra is None or a dict
+ * of extra info (asyncio's accept code gives {"peername": address}). */
 static PyObject *
 transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
@@ -1187,10 +1243,15 @@ transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                         "SocketTransport() takes no keyword arguments");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "O!OOO!Op|O:SocketTransport", st->LoopType,
-                          &loop, &sock, &protocol, &PyDict_Type, &extra,
-                          &server, &detach_with_arg, &context))
+    if (!PyArg_ParseTuple(args, "O!OOOOp|O:SocketTransport", st->LoopType,
+                          &loop, &sock, &protocol, &extra, &server,
+                          &detach_with_arg, &context))
         return NULL;
+    if (extra != Py_None && !PyDict_Check(extra)) {
+        PyErr_Format(PyExc_TypeError, "extra must be a dict or None, not %.200s",
+                     Py_TYPE(extra)->tp_name);
+        return NULL;
+    }
     if (context != Py_None && !PyContext_CheckExact(context)) {
         PyErr_Format(PyExc_TypeError,
                      "context must be a contextvars.Context, not %.200s",
@@ -1213,7 +1274,15 @@ transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         return NULL;
     self->st = st;
     self->fd = (int)fd;
-    self->extra = Py_NewRef(extra);
+    if (extra != Py_None) {
+        PyObject *peer;
+        if (PyDict_GET_SIZE(extra) == 1
+            && (peer = PyDict_GetItemString(extra, "peername")) != NULL)
+            /* Only the peer's address: no dict until one is needed. */
+            self->peername = Py_NewRef(peer);
+        else
+            self->extra = Py_NewRef(extra);
+    }
     self->loop = (tl_loop *)Py_NewRef(loop);
     self->sock = Py_NewRef(sock);
     self->high = TRANSPORT_HIGH_WATER;
@@ -1263,6 +1332,7 @@ transport_traverse(tl_transport *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->extra);
+    Py_VISIT(self->peername);
     Py_VISIT(self->loop);
     Py_VISIT(self->sock);
     Py_VISIT(self->protocol);
@@ -1281,6 +1351,7 @@ static int
 transport_clear(tl_transport *self)
 {
     Py_CLEAR(self->extra);
+    Py_CLEAR(self->peername);
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->server);
     Py_CLEAR(self->context);
@@ -1304,6 +1375,8 @@ transport_finalize(PyObject *obj)
         return;
     exc = tl_err_get_raised();
     if (PyErr_ResourceWarning(obj, 1, "unclosed transport %R", obj) < 0)
+        PyErr_WriteUnraisable(obj);
+    if (transport_fill_extra(self) < 0)
         PyErr_WriteUnraisable(obj);
     r = PyObject_CallMethod(self->sock, "close", NULL);
     if (r == NULL)
@@ -1382,6 +1455,17 @@ transport_get_empty_waiter(tl_transport *self, void *Py_UNUSED(c))
     return Py_NewRef(self->empty_waiter ? self->empty_waiter : Py_None);
 }
 
+/* BaseTransport's _extra slot, read through its own descriptor. */
+static PyObject *
+transport_get_extra_attr(tl_transport *self, void *Py_UNUSED(c))
+{
+    if (transport_fill_extra(self) < 0)
+        return NULL;
+    if (self->extra == NULL && (self->extra = PyDict_New()) == NULL)
+        return NULL;
+    return Py_NewRef(self->extra);
+}
+
 static PyObject *
 transport_get_protocol_attr(tl_transport *self, void *Py_UNUSED(c))
 {
@@ -1419,6 +1503,9 @@ static PyMethodDef transport_methods[] = {
      METH_NOARGS, NULL},
     {"get_write_buffer_size", (PyCFunction)transport_get_write_buffer_size,
      METH_NOARGS, NULL},
+    {"get_extra_info", (PyCFunction)(void (*)(void))transport_get_extra_info,
+     METH_VARARGS | METH_KEYWORDS,
+     "Get optional transport information."},
     {"set_protocol", (PyCFunction)transport_set_protocol, METH_O, NULL},
     {"get_protocol", (PyCFunction)transport_get_protocol, METH_NOARGS, NULL},
     {"_start_reading", (PyCFunction)transport_start_reading, METH_NOARGS,
@@ -1439,6 +1526,7 @@ static PyGetSetDef transport_getset[] = {
     {"_server", (getter)transport_get_server, NULL, NULL, NULL},
     {"_empty_waiter", (getter)transport_get_empty_waiter, NULL, NULL, NULL},
     {"_protocol", (getter)transport_get_protocol_attr, NULL, NULL, NULL},
+    {"_extra", (getter)transport_get_extra_attr, NULL, NULL, NULL},
     {NULL},
 };
 

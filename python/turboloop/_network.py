@@ -179,19 +179,10 @@ class NetworkMixin(_SelectorLevel):
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
                                extra=None, server=None, context=None):
-        info = dict(extra) if extra else {}
-        info["socket"] = trsock.TransportSocket(sock)
-        try:
-            info["sockname"] = sock.getsockname()
-        except OSError:
-            info["sockname"] = None
-        if "peername" not in info:
-            try:
-                info["peername"] = sock.getpeername()
-            except OSError:
-                info["peername"] = None
+        # The socket, sockname and peername entries of the extra info are
+        # made when first asked for (_transport_extra()).
         self._ensure_fd_no_transport(sock)
-        transport = _core.SocketTransport(self, sock, protocol, info, server,
+        transport = _core.SocketTransport(self, sock, protocol, extra, server,
                                           _DETACH_WITH_ARG, context)
         self._transports[transport._sock_fd] = transport
         base_events._set_nodelay(sock)
@@ -220,6 +211,22 @@ class NetworkMixin(_SelectorLevel):
         return ssl_protocol._app_transport
 
     # Called by the C transports.
+
+    def _transport_extra(self, sock, extra, *peername):
+        # The extra info asyncio's _SelectorTransport makes when it is
+        # created; SocketTransport asks for it when it is first needed.
+        info = {"peername": peername[0]} if peername else {} if extra is None else extra
+        info["socket"] = trsock.TransportSocket(sock)
+        try:
+            info["sockname"] = sock.getsockname()
+        except OSError:
+            info["sockname"] = None
+        if "peername" not in info:
+            try:
+                info["peername"] = sock.getpeername()
+            except OSError:
+                info["peername"] = None
+        return info
 
     def _transport_error(self, transport, exc, message):
         if isinstance(exc, OSError):
