@@ -24,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 
-from . import micro
+from . import micro, scaling
+
+TIMED = {**micro.WORKLOADS, **scaling.WORKLOADS}
 from .loops import LOOPS
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,7 +140,7 @@ def main(argv=None):
         return 2
     names = list(micro.WORKLOADS) if args.workload == "all" else args.workload.split(",")
     for name in names:
-        if name not in micro.WORKLOADS:
+        if name not in TIMED:
             p.error(f"unknown workload {name!r}")
     loops = [s for s in args.loops.split(",") if s]
 
@@ -157,7 +159,7 @@ def main(argv=None):
     jobs = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for name in names:
-            n = args.ops or max(1000, micro.WORKLOADS[name][1] // 20)
+            n = args.ops or max(1000, TIMED[name][1] // 20)
             warmup = max(1, n // 10)
             for loop in loops:
                 if available[loop] is None:
@@ -167,7 +169,7 @@ def main(argv=None):
         results = {}
         splits = {}
         for name in names:
-            n = args.ops or max(1000, micro.WORKLOADS[name][1] // 20)
+            n = args.ops or max(1000, TIMED[name][1] // 20)
             for loop in loops:
                 if available[loop] is not None:
                     results[name, loop] = "n/a"

@@ -16,7 +16,10 @@ import os
 import sys
 import time
 
-from . import loops, micro, servers
+from . import loops, memory, micro, scaling, servers
+
+# Every timed workload the micro command runs, by name.
+TIMED = {**micro.WORKLOADS, **scaling.WORKLOADS}
 
 LOOP_UNAVAILABLE_EXIT = 4
 
@@ -27,12 +30,13 @@ async def _measure(fn, n, warmup_ops):
         # hot code and the allocator has its arenas before timing starts.
         await fn(warmup_ops)
     gc.collect()
-    wall0 = time.perf_counter_ns()
-    cpu0 = time.process_time_ns()
+    # The workload may restart the clock after its set-up.
+    micro.CLOCK.restart()
     ops = await fn(n)
     cpu1 = time.process_time_ns()
     wall1 = time.perf_counter_ns()
-    return {"ops": ops, "wall_ns": wall1 - wall0, "cpu_ns": cpu1 - cpu0}
+    return {"ops": ops, "wall_ns": wall1 - micro.CLOCK.wall0,
+            "cpu_ns": cpu1 - micro.CLOCK.cpu0}
 
 
 def _factory_or_exit(name):
@@ -47,10 +51,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("micro")
-    p.add_argument("name", choices=sorted(micro.WORKLOADS))
+    p.add_argument("name", choices=sorted(TIMED))
     p.add_argument("--loop", required=True)
     p.add_argument("--ops", type=int)
     p.add_argument("--warmup-ops", type=int)
+    p = sub.add_parser("rss")
+    p.add_argument("name", choices=sorted(memory.WORKLOADS))
+    p.add_argument("--loop", required=True)
+    p.add_argument("--count", type=int)
     p = sub.add_parser("echo-server")
     p.add_argument("--loop", required=True)
     p.add_argument("--mode", required=True, choices=servers.MODES)
@@ -58,13 +66,18 @@ def main(argv=None):
     p.add_argument("--path")
     p = sub.add_parser("http-server")
     p.add_argument("--loop", required=True)
+    p = sub.add_parser("streams-http-server")
+    p.add_argument("--loop", required=True)
+    p = sub.add_parser("idle-server")
+    p.add_argument("--loop", required=True)
+    p.add_argument("--mode", required=True, choices=("protocol", "streams"))
     args = parser.parse_args(argv)
 
     factory = _factory_or_exit(args.loop)
     import asyncio
 
     if args.cmd == "micro":
-        fn, default_ops, _ = micro.WORKLOADS[args.name]
+        fn, default_ops, _ = TIMED[args.name]
         n = args.ops or default_ops
         warmup = args.warmup_ops if args.warmup_ops is not None else max(1, n // 10)
         with asyncio.Runner(loop_factory=factory) as runner:
@@ -72,8 +85,21 @@ def main(argv=None):
         print(json.dumps(result), flush=True)
         return 0
 
+    if args.cmd == "rss":
+        fn, default_count, _ = memory.WORKLOADS[args.name]
+        count = args.count or default_count
+        with asyncio.Runner(loop_factory=factory) as runner:
+            before, after = runner.run(fn(count))
+        print(json.dumps({"count": count, "rss_before": before, "rss_after": after,
+                          "bytes_per_item": (after - before) / count}), flush=True)
+        os._exit(0)
+
     if args.cmd == "echo-server":
         coro = servers.serve_echo(args.mode, args.transport, args.path)
+    elif args.cmd == "idle-server":
+        coro = servers.serve_idle(args.mode)
+    elif args.cmd == "streams-http-server":
+        coro = servers.serve_streams_http()
     else:
         coro = servers.serve_http()
     try:
