@@ -115,6 +115,62 @@ def count(python, env, workload, loop, ops, warmup_ops, by_object=False):
         return int(m.group(1)), done
 
 
+def measure(names, loops, python=sys.executable, ops=None, by_object=False, jobs=None):
+    """Instructions per operation of each workload on each loop.
+
+    Returns (results, splits, available): results[name, loop] is a float,
+    "n/a" or "err"; splits[name, loop] the split by object (by_object);
+    available[loop] is None or why the loop cannot be imported."""
+    jobs_n = jobs or os.cpu_count() or 1
+    env = _env([])
+    available = {}
+    for loop in loops:
+        ok, why = _importable(python, env, loop)
+        if not ok and loop == "turboloop":
+            in_tree = _env([os.path.join(REPO_ROOT, "python")])
+            ok, why2 = _importable(python, in_tree, loop)
+            if ok:
+                env = in_tree
+            why = why2 or why
+        available[loop] = None if ok else why
+
+    pending = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs_n)) as pool:
+        for name in names:
+            n = ops or max(1000, TIMED[name][1] // 20)
+            warmup = max(1, n // 10)
+            for loop in loops:
+                if available[loop] is None:
+                    for count_ops in (n, 2 * n):
+                        pending[name, loop, count_ops] = pool.submit(count, python, env, name,
+                                                            loop, count_ops, warmup, by_object)
+        results = {}
+        splits = {}
+        for name in names:
+            n = ops or max(1000, TIMED[name][1] // 20)
+            for loop in loops:
+                if available[loop] is not None:
+                    results[name, loop] = "n/a"
+                    continue
+                try:
+                    small, small_ops, *small_split = pending[name, loop, n].result()
+                    big, big_ops, *big_split = pending[name, loop, 2 * n].result()
+                except (RuntimeError, ValueError, KeyError) as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    results[name, loop] = "err"
+                    continue
+                # Divide by the operations the workload actually ran: some
+                # round N (sleep0 runs whole tasks of 200 sleeps).
+                results[name, loop] = (big - small) / (big_ops - small_ops)
+                if by_object:
+                    kinds = set(small_split[0]) | set(big_split[0])
+                    splits[name, loop] = {
+                        k: (big_split[0].get(k, 0) - small_split[0].get(k, 0))
+                        / (big_ops - small_ops) for k in kinds}
+
+    return results, splits, available
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.callgrind", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,52 +200,8 @@ def main(argv=None):
             p.error(f"unknown workload {name!r}")
     loops = [s for s in args.loops.split(",") if s]
 
-    env = _env([])
-    available = {}
-    for loop in loops:
-        ok, why = _importable(args.python, env, loop)
-        if not ok and loop == "turboloop":
-            in_tree = _env([os.path.join(REPO_ROOT, "python")])
-            ok, why2 = _importable(args.python, in_tree, loop)
-            if ok:
-                env = in_tree
-            why = why2 or why
-        available[loop] = None if ok else why
-
-    jobs = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for name in names:
-            n = args.ops or max(1000, TIMED[name][1] // 20)
-            warmup = max(1, n // 10)
-            for loop in loops:
-                if available[loop] is None:
-                    for ops in (n, 2 * n):
-                        jobs[name, loop, ops] = pool.submit(count, args.python, env, name,
-                                                            loop, ops, warmup, args.by_object)
-        results = {}
-        splits = {}
-        for name in names:
-            n = args.ops or max(1000, TIMED[name][1] // 20)
-            for loop in loops:
-                if available[loop] is not None:
-                    results[name, loop] = "n/a"
-                    continue
-                try:
-                    small, small_ops, *small_split = jobs[name, loop, n].result()
-                    big, big_ops, *big_split = jobs[name, loop, 2 * n].result()
-                except (RuntimeError, ValueError, KeyError) as exc:
-                    print(f"error: {exc}", file=sys.stderr)
-                    results[name, loop] = "err"
-                    continue
-                # Divide by the operations the workload actually ran: some
-                # round N (sleep0 runs whole tasks of 200 sleeps).
-                results[name, loop] = (big - small) / (big_ops - small_ops)
-                if args.by_object:
-                    kinds = set(small_split[0]) | set(big_split[0])
-                    splits[name, loop] = {
-                        k: (big_split[0].get(k, 0) - small_split[0].get(k, 0))
-                        / (big_ops - small_ops) for k in kinds}
-
+    results, splits, available = measure(names, loops, args.python, args.ops,
+                                         args.by_object, args.jobs)
     # turboloop against uvloop first, as in python -m bench's tables.
     bases = [(b, label) for b, label in (("uvloop", "tl/uv"), ("asyncio", "tl/aio"))
              if b in loops and "turboloop" in loops]

@@ -428,8 +428,11 @@ def run_syscalls(ctx, case, loop):
     try:
         load()      # warm-up, with connections of its own
         try:
-            data, calls = syscalls.measure(server.proc.pid, lambda: load(requests),
-                                           ctx.tmpdir)
+            if case.params["counter"] == "perf":
+                data, calls = syscalls.measure_perf(server.proc.pid, lambda: load(requests))
+            else:
+                data, calls = syscalls.measure(server.proc.pid, lambda: load(requests),
+                                               ctx.tmpdir)
         except syscalls.Unavailable as exc:
             raise NotAvailable(str(exc)) from None
         server.check_alive()
@@ -477,8 +480,11 @@ def build_cases(args, loops):
                                                "count": count // 10 if args.quick else count},
                               loops))
     if "syscalls" in args.suites:
-        cases.append(Case("syscalls", "streams-keepalive/c10",
-                          {"conns": 10, "requests": 2000 if args.quick else 20000}, loops))
+        for counter, requests in (("strace", 20_000), ("perf", 100_000)):
+            cases.append(Case("syscalls", f"{counter}/streams-keepalive/c10",
+                              {"conns": 10, "counter": counter,
+                               "requests": requests // 10 if args.quick else requests},
+                              loops))
     if args.filter:
         def wanted(case):
             for pat in args.filter:
@@ -726,8 +732,10 @@ def _syscall_tables(done, loops, reps_text):
     for case, results in done:
         if case.kind != "syscalls":
             continue
-        t = report.Table(f"System calls per request: {case.name}, "
-                         f"{case.params['requests']:,} requests under strace -c -f "
+        counter = {"strace": "strace -c -f",
+                   "perf": "perf stat (syscall tracepoints)"}[case.params["counter"]]
+        t = report.Table(f"System calls per request: {case.name.split('/', 1)[1]}, "
+                         f"{case.params['requests']:,} requests counted by {counter} "
                          f"({reps_text('syscalls')})",
                          ["calls per request", *loops, *_ratio_headers(loops)])
         for key in (*syscalls.GROUPS, "other", "total"):
@@ -837,10 +845,81 @@ def parse_args(argv):
     return args
 
 
+class Run:
+    """What collect() measured: the cases with their results, and where."""
+
+    def __init__(self, args, ctx, done, elapsed):
+        self.args = args
+        self.loops = args.loops
+        self.python = ctx.python
+        self.loop_info = ctx.loop_info
+        self.unavailable = ctx.unavailable
+        self.done = done
+        self.elapsed = elapsed
+
+    def reps_text(self, kind):
+        return _reps_text(_reps(self.args, kind))
+
+    def tables(self):
+        return build_tables(self.done, self.loops, self.reps_text)
+
+    def header(self):
+        header = [f"machine: {_machine()}", f"python: {self.python}"]
+        for name in self.loops:
+            header.append(f"{name}: {self.loop_info.get(name) or 'n/a - ' + self.unavailable[name]}")
+        rev = _git_revision()
+        if rev:
+            header.append(f"revision: {rev}")
+        header.append(f"total time: {self.elapsed:.0f} s")
+        return header
+
+    def result(self, case_id):
+        """{loop: results} of the case with this id, or None."""
+        for case, results in self.done:
+            if case.id == case_id:
+                return results
+        return None
+
+    def median(self, case_id, loop, key):
+        results = self.result(case_id)
+        stat = _stat(results, loop, key) if results else None
+        return stat["median"] if stat else None
+
+    def json(self):
+        return {
+            "meta": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+                     "machine": _machine(), "python": self.python, "loops": self.loop_info,
+                     "unavailable": self.unavailable, "revision": _git_revision(),
+                     "args": vars(self.args), "elapsed_s": self.elapsed},
+            "results": [{"id": c.id, "kind": c.kind, "params": c.params, "loops": r}
+                        for c, r in self.done],
+        }
+
+
+def collect(args, cases=None):
+    """Run the cases args select (or the given ones); a Run, or None when
+    interrupted."""
+    cases = build_cases(args, args.loops) if cases is None else cases
+    ctx = Context(args)
+    started = time.monotonic()
+    try:
+        ctx.probe_loops(args.loops)
+        for name in args.loops:
+            _progress(f"{name}: {ctx.loop_info.get(name) or ctx.unavailable.get(name)}")
+        done = []
+        for case in cases:
+            done.append((case, run_case(ctx, case, _reps(args, case.kind))))
+    except KeyboardInterrupt:
+        _progress("interrupted")
+        return None
+    finally:
+        shutil.rmtree(ctx.tmpdir, ignore_errors=True)
+    return Run(args, ctx, done, time.monotonic() - started)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    loops = args.loops
-    cases = build_cases(args, loops)
+    cases = build_cases(args, args.loops)
     if args.list:
         for c in cases:
             print(c.id)
@@ -848,36 +927,14 @@ def main(argv=None):
     if not cases:
         print("no workload matches the filter; see --list", file=sys.stderr)
         return 2
-
-    ctx = Context(args)
     # A run interrupted by Ctrl-C or a terminal hang-up still kills its
     # servers: Popen children are killed in Server.stop() via finally blocks.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    started = time.monotonic()
-    try:
-        ctx.probe_loops(loops)
-        for name in loops:
-            _progress(f"{name}: {ctx.loop_info.get(name) or ctx.unavailable.get(name)}")
-        done = []
-        for case in cases:
-            reps = _reps(args, case.kind)
-            done.append((case, run_case(ctx, case, reps)))
-    except KeyboardInterrupt:
-        _progress("interrupted")
+    run = collect(args, cases)
+    if run is None:
         return 130
-    finally:
-        shutil.rmtree(ctx.tmpdir, ignore_errors=True)
-    elapsed = time.monotonic() - started
-
-    tables = build_tables(done, loops, lambda kind: _reps_text(_reps(args, kind)))
-
-    header = [f"machine: {_machine()}", f"python: {ctx.python}"]
-    for name in loops:
-        header.append(f"{name}: {ctx.loop_info.get(name) or 'n/a - ' + ctx.unavailable[name]}")
-    rev = _git_revision()
-    if rev:
-        header.append(f"revision: {rev}")
-    header.append(f"total time: {elapsed:.0f} s")
+    tables = run.tables()
+    header = run.header()
     if args.markdown:
         date = datetime.date.today().isoformat()
         print(f"Measured on {date} with `python -m bench"
@@ -892,14 +949,6 @@ def main(argv=None):
             print()
             print(t.text())
     if args.json:
-        payload = {
-            "meta": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-                     "machine": _machine(), "python": ctx.python, "loops": ctx.loop_info,
-                     "unavailable": ctx.unavailable, "revision": rev,
-                     "args": vars(args), "elapsed_s": elapsed},
-            "results": [{"id": c.id, "kind": c.kind, "params": c.params, "loops": r}
-                        for c, r in done],
-        }
         with open(args.json, "w") as f:
-            json.dump(payload, f, indent=1)
+            json.dump(run.json(), f, indent=1)
     return 0

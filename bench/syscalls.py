@@ -1,16 +1,21 @@
 """System calls per request of the streams HTTP/1.1 keep-alive server.
 
 The server (``bench.worker streams-http-server``) is warmed up by the load
-generator, then ``strace -c -f -p PID`` attaches to all its threads, the
-load generator makes exactly REQUESTS requests over CONNS keep-alive
-connections (one in flight on each), and strace is detached; its summary,
-divided by REQUESTS, gives the calls per request by name.  strace slows
-every system call down, which changes how many requests one poll returns
-on any loop, so compare the loops within a run rather than with a run
-without strace.
+generator, then a counter attaches to all its threads, the load generator
+makes exactly REQUESTS requests over CONNS keep-alive connections (one in
+flight on each), and the counter is detached; its counts divided by
+REQUESTS are the calls per request.  Two counters:
 
-Needs strace and the right to trace the server (root, or
-kernel.yama.ptrace_scope = 0).
+- ``strace -c -f -p PID``.  strace stops the server at every system call,
+  which makes each call cost tens of microseconds, so a server turns its
+  requests around more slowly and finds more of them ready at each poll
+  than it would untraced; compare the loops within a run.
+- ``perf stat -e syscalls:sys_enter_...`` (kernel tracepoints), which
+  counts without stopping the server, so the counts are those of a server
+  at full speed.
+
+Both need the right to trace the server (root, or kernel.yama.ptrace_scope
+= 0 for strace and a low enough kernel.perf_event_paranoid for perf).
 """
 
 import os
@@ -61,6 +66,64 @@ def group(calls, requests):
     return out
 
 
+def _attached(proc, pid, what):
+    """Wait until proc (a tracer of pid) is attached."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Unavailable(f"{what} could not attach: "
+                              + proc.stderr.read().decode(errors="replace").strip()[-300:])
+        if what != "strace":
+            time.sleep(0.5)     # perf prints nothing when it is ready
+            return
+        with open(f"/proc/{pid}/status") as f:
+            if any(line.startswith("TracerPid:") and line.split()[1] != "0" for line in f):
+                time.sleep(0.1)     # every thread attached
+                return
+        time.sleep(0.01)
+    proc.kill()
+    raise Unavailable(f"{what} did not attach within 10 s")
+
+
+# The system calls perf counts by name: every one the loops' servers make
+# per request (GROUPS), plus the total of all calls.
+PERF_CALLS = sorted({c for members in GROUPS.values() for c in members} | {"futex"})
+TRACEFS = ("/sys/kernel/tracing/events/syscalls", "/sys/kernel/debug/tracing/events/syscalls")
+
+
+def measure_perf(server_pid, run_load):
+    """Like measure(), counting with perf's syscall tracepoints."""
+    if shutil.which("perf") is None:
+        raise Unavailable("perf is not installed (apt-get install linux-perf)")
+    tracefs = next((d for d in TRACEFS if os.path.isdir(d)), None)
+    if tracefs is None:
+        raise Unavailable("no syscall tracepoints (tracefs is not mounted)")
+    names = [c for c in PERF_CALLS if os.path.isdir(os.path.join(tracefs, f"sys_enter_{c}"))]
+    events = ",".join(["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{c}" for c in names])
+    pf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(server_pid)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _attached(pf, server_pid, "perf")
+    try:
+        result = run_load()
+    finally:
+        pf.send_signal(signal.SIGINT)
+        _, err = pf.communicate(timeout=30)
+    calls = {}
+    total = None
+    for line in err.decode(errors="replace").splitlines():
+        parts = line.split(",")
+        if len(parts) < 3 or not parts[0].isdigit():
+            continue
+        if parts[2] == "raw_syscalls:sys_enter":
+            total = int(parts[0])
+        elif parts[2].startswith("syscalls:sys_enter_"):
+            calls[parts[2][len("syscalls:sys_enter_"):]] = int(parts[0])
+    if total is None:
+        raise Unavailable("perf counted nothing: " + err.decode(errors="replace")[-300:])
+    calls["(others)"] = total - sum(calls.values())
+    return result, calls
+
+
 def measure(server_pid, run_load, tmpdir):
     """Attach strace to server_pid, call run_load(), detach; the calls
     counted in between."""
@@ -70,20 +133,7 @@ def measure(server_pid, run_load, tmpdir):
     os.close(fd)
     st = subprocess.Popen(["strace", "-c", "-f", "-q", "-o", out, "-p", str(server_pid)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # strace has attached once the process shows a tracer.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with open(f"/proc/{server_pid}/status") as f:
-            if any(line.startswith("TracerPid:") and line.split()[1] != "0" for line in f):
-                break
-        if st.poll() is not None:
-            raise Unavailable("strace could not attach: "
-                              + st.stderr.read().decode(errors="replace").strip()[-200:])
-        time.sleep(0.01)
-    else:
-        st.kill()
-        raise Unavailable("strace did not attach within 10 s")
-    time.sleep(0.1)     # every thread attached
+    _attached(st, server_pid, "strace")
     try:
         result = run_load()
     finally:
