@@ -738,8 +738,11 @@ def _syscall_tables(done, loops, reps_text):
                          f"{case.params['requests']:,} requests counted by {counter} "
                          f"({reps_text('syscalls')})",
                          ["calls per request", *loops, *_ratio_headers(loops)])
-        for key in (*syscalls.GROUPS, "other", "total"):
-            t.add([key] + [_cell(results, lp, key) for lp in loops]
+        for key in (*syscalls.GROUPS, "other", "total", "empty poll"):
+            if not any(_stat(results, lp, key) for lp in loops):
+                continue
+            label = "polls that returned nothing" if key == "empty poll" else key
+            t.add([label] + [_cell(results, lp, key) for lp in loops]
                   + _ratio_cells(results, loops, key))
         t.notes = _notes([(case, results)], "syscalls")
         tables.append(t)

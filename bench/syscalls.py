@@ -36,6 +36,10 @@ GROUPS = {
 }
 
 
+# Not a system call: polls that returned no event (perf only).
+EMPTY_POLL = "(empty polls)"
+
+
 class Unavailable(Exception):
     pass
 
@@ -56,13 +60,15 @@ def parse_summary(text):
 
 def group(calls, requests):
     out = {}
-    seen = set()
+    seen = {EMPTY_POLL}
     for name, members in GROUPS.items():
         n = sum(calls.get(m, 0) for m in members)
         seen.update(members)
         out[name] = n / requests
     out["other"] = sum(v for k, v in calls.items() if k not in seen) / requests
-    out["total"] = sum(calls.values()) / requests
+    out["total"] = sum(v for k, v in calls.items() if k != EMPTY_POLL) / requests
+    if EMPTY_POLL in calls:
+        out["empty poll"] = calls[EMPTY_POLL] / requests
     return out
 
 
@@ -100,7 +106,12 @@ def measure_perf(server_pid, run_load):
         raise Unavailable("no syscall tracepoints (tracefs is not mounted)")
     names = [c for c in PERF_CALLS if os.path.isdir(os.path.join(tracefs, f"sys_enter_{c}"))]
     events = ",".join(["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{c}" for c in names])
-    pf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(server_pid)],
+    cmd = ["perf", "stat", "-x,", "-e", events]
+    # Polls that returned no event: the ones a loop could have done without.
+    for c in ("epoll_wait", "epoll_pwait"):
+        if os.path.isdir(os.path.join(tracefs, f"sys_exit_{c}")):
+            cmd += ["-e", f"syscalls:sys_exit_{c}", "--filter", "ret == 0"]
+    pf = subprocess.Popen(cmd + ["-p", str(server_pid)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _attached(pf, server_pid, "perf")
     try:
@@ -109,7 +120,7 @@ def measure_perf(server_pid, run_load):
         pf.send_signal(signal.SIGINT)
         _, err = pf.communicate(timeout=30)
     calls = {}
-    total = None
+    total = empty = None
     for line in err.decode(errors="replace").splitlines():
         parts = line.split(",")
         if len(parts) < 3 or not parts[0].isdigit():
@@ -118,9 +129,13 @@ def measure_perf(server_pid, run_load):
             total = int(parts[0])
         elif parts[2].startswith("syscalls:sys_enter_"):
             calls[parts[2][len("syscalls:sys_enter_"):]] = int(parts[0])
+        elif parts[2].startswith("syscalls:sys_exit_"):
+            empty = (empty or 0) + int(parts[0])
     if total is None:
         raise Unavailable("perf counted nothing: " + err.decode(errors="replace")[-300:])
     calls["(others)"] = total - sum(calls.values())
+    if empty is not None:
+        calls[EMPTY_POLL] = empty
     return result, calls
 
 
