@@ -13,8 +13,19 @@ import glob
 import os
 import sys
 
+import setuptools
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext as _build_ext
+
+
+# pyproject.toml gives the license as an SPDX expression with license-files
+# (PEP 639), which setuptools reads from version 77 on.  pip and `python -m
+# build` fetch a recent enough one themselves; a direct `python setup.py ...`
+# uses the interpreter's own.
+if int(setuptools.__version__.split(".")[0]) < 77:
+    raise SystemExit(
+        f"turboloop needs setuptools 77 or later to build, this is setuptools "
+        f"{setuptools.__version__}: python -m pip install -U 'setuptools>=77'")
 
 
 def _flag(name):

@@ -1,14 +1,15 @@
 /* future.c -- turboloop.Future and its await iterator.
  *
- * Semantics follow asyncio.Future of the running Python version.  Callbacks
- * live in a small array whose first slot is inline (most futures have one
- * callback: the task waiting on them).  A callback with a NULL context is a
- * Task's internal wake-up: on a turboloop loop it becomes a TL_EV_TASK_WAKEUP
- * entry in the ready ring, without a Handle or a bound method.
+ * Semantics follow asyncio.Future of the running Python version, and so does
+ * the state: the object has asyncio's C Future layout (see tl.h and
+ * layout.c).  A done callback with a NULL context is a Task's internal
+ * wake-up: on a turboloop loop it becomes a TL_EV_TASK_WAKEUP entry in the
+ * ready ring, without a Handle or a bound method.
  *
  * Re-entrancy: scheduling callbacks on a foreign loop calls loop.call_soon,
- * which can run arbitrary code, so the callback array is detached from the
- * future before the first call.
+ * and comparing callbacks calls __eq__; both can run arbitrary code, so the
+ * callbacks are detached from the future before they are scheduled, and
+ * removal re-reads the list after every comparison.
  */
 #include "tl.h"
 
@@ -38,20 +39,40 @@ future_ensure_alive(tl_future *fut)
 }
 
 static PyObject *
-future_invalid_state(tl_future *fut)
+future_invalid_state(tl_state *st, tl_future *fut)
 {
-    PyErr_Format(fut->st->InvalidStateError, "%s: %R",
+    PyErr_Format(st->InvalidStateError, "%s: %R",
                  future_state_name(fut->state), (PyObject *)fut);
     return NULL;
 }
 
-int
-tl_future_init(tl_future *fut, PyObject *loop)
+/* Drop everything but the instance dict (a subclass's __init__ may have set
+ * attributes before calling ours) and, on 3.14+, the task-list link. */
+static void
+future_clear_state(tl_future *fut)
 {
-    tl_state *st = tl_state_from_type(Py_TYPE(fut));
-    PyObject *debug;
+    fut->own_loop = 0;
+    Py_CLEAR(fut->loop);
+    Py_CLEAR(fut->callback0);
+    Py_CLEAR(fut->context0);
+    Py_CLEAR(fut->callbacks);
+    Py_CLEAR(fut->result);
+    Py_CLEAR(fut->exception);
+    Py_CLEAR(fut->exception_tb);
+    Py_CLEAR(fut->source_tb);
+    Py_CLEAR(fut->cancel_msg);
+    Py_CLEAR(fut->cancelled_exc);
+#if PY_VERSION_HEX >= 0x030E0000
+    Py_CLEAR(fut->awaited_by);
+    fut->awaited_by_is_set = 0;
+#endif
+}
+
+int
+tl_future_init(tl_state *st, tl_future *fut, PyObject *loop)
+{
     int is_debug;
-    if (st == NULL)
+    if (st == NULL && (st = tl_state_from_type(Py_TYPE(fut))) == NULL)
         return -1;
 #if PY_VERSION_HEX >= 0x030F0000
     /* 3.15 forbids initialising a future (or task) twice. */
@@ -61,19 +82,13 @@ tl_future_init(tl_future *fut, PyObject *loop)
         return -1;
     }
 #endif
-    fut->st = st;
-    /* Re-initialisation starts from a clean slate, except for the instance
-     * dict: a subclass's __init__ may have set attributes before calling
-     * ours. */
-    {
-        PyObject *dict = fut->dict;
-        fut->dict = NULL;
-        tl_future_clear(fut);
-        fut->dict = dict;
-    }
+    future_clear_state(fut);
     fut->state = TL_PENDING;
     fut->log_tb = 0;
     fut->blocking = 0;
+#if PY_VERSION_HEX >= 0x030E0000
+    fut->is_task = 0;
+#endif
     if (loop == NULL || loop == Py_None) {
         loop = PyObject_CallNoArgs(st->get_event_loop);
         if (loop == NULL)
@@ -83,113 +98,147 @@ tl_future_init(tl_future *fut, PyObject *loop)
         Py_INCREF(loop);
     }
     fut->loop = loop;
-    fut->tloop = TL_LOOP_CHECK(st, loop) ? (tl_loop *)loop : NULL;
-    if (fut->tloop != NULL) {
-        is_debug = fut->tloop->debug;
+    if (TL_LOOP_CHECK(st, loop)) {
+        fut->own_loop = 1;
+        is_debug = ((tl_loop *)loop)->debug;
     }
     else {
-        debug = PyObject_CallMethodNoArgs(loop, st->str_get_debug);
-        if (debug == NULL)
-            return -1;
-        is_debug = PyObject_IsTrue(debug);
-        Py_DECREF(debug);
+        is_debug = tl_truth_steal(PyObject_CallMethodNoArgs(loop,
+                                                            st->str_get_debug));
         if (is_debug < 0)
             return -1;
     }
     if (is_debug) {
         PyObject *frame = (PyObject *)PyEval_GetFrame();
         if (frame != NULL) {
-            fut->source_traceback = PyObject_CallOneArg(st->extract_stack,
-                                                        frame);
-            if (fut->source_traceback == NULL)
+            fut->source_tb = PyObject_CallOneArg(st->extract_stack, frame);
+            if (fut->source_tb == NULL)
                 return -1;
         }
     }
     return 0;
 }
 
-static void
-future_release_callbacks(tl_callback c0, tl_callback *cbs, Py_ssize_t n)
+/* callback0's context, or NULL when callback0 is a task's compact wake-up
+ * (stored with None as its context, which no callback added through the
+ * API can have: add_done_callback() turns None into a copy of the current
+ * context). */
+static inline PyObject *
+future_context0(tl_state *st, tl_future *fut)
 {
-    Py_XDECREF(c0.fn);
-    Py_XDECREF(c0.ctx);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_XDECREF(cbs[i].fn);
-        Py_XDECREF(cbs[i].ctx);
-    }
-    PyMem_Free(cbs);
+    if (fut->context0 == Py_None && TL_TASK_CHECK(st, fut->callback0))
+        return NULL;
+    return fut->context0;
 }
 
-/* Schedule one callback; steals nothing.  A NULL ctx marks a task. */
+/* The callable a task's compact wake-up entry stands for, and its context:
+ * what asyncio stores in the same place. */
 static int
-future_schedule_one(tl_future *fut, PyObject *fn, PyObject *ctx)
+future_materialize(PyObject *fn, PyObject *ctx, PyObject **fn_out,
+                   PyObject **ctx_out)
 {
-    tl_state *st = fut->st;
-    if (ctx == NULL) {
-        tl_task *task = (tl_task *)fn;
-        PyObject *wake;
-        int r;
-        if (fut->tloop != NULL)
-            return tl_loop_push(fut->tloop, TL_EV_TASK_WAKEUP, Py_NewRef(fn),
-                                Py_NewRef((PyObject *)fut), NULL);
-        wake = tl_task_wakeup_callable(task);
-        if (wake == NULL)
-            return -1;
-        r = tl_call_soon(st, fut->loop, NULL, wake, (PyObject *)fut,
-                         task->context);
-        Py_DECREF(wake);
-        return r;
+    if (ctx != NULL) {
+        *fn_out = Py_NewRef(fn);
+        *ctx_out = Py_NewRef(ctx);
+        return 0;
     }
-    return tl_call_soon(st, fut->loop, fut->tloop, fn, (PyObject *)fut, ctx);
+    *fn_out = tl_task_wakeup_callable((tl_task *)fn);
+    if (*fn_out == NULL)
+        return -1;
+    *ctx_out = Py_NewRef(((tl_task *)fn)->context);
+    return 0;
+}
+
+/* Schedule one callback (borrowed); a NULL ctx marks a task's wake-up. */
+static int
+future_schedule_one(tl_state *st, tl_future *fut, PyObject *fn, PyObject *ctx)
+{
+    tl_loop *tloop = TL_FUT_TLOOP(fut);
+    PyObject *wake;
+    int r;
+    if (ctx != NULL)
+        return tl_call_soon(st, fut->loop, tloop, fn, (PyObject *)fut, ctx);
+    if (tloop != NULL)
+        return tl_loop_push(tloop, TL_EV_TASK_WAKEUP, Py_NewRef(fn),
+                            Py_NewRef((PyObject *)fut), NULL);
+    if (future_materialize(fn, NULL, &wake, &ctx) < 0)
+        return -1;
+    r = tl_call_soon(st, fut->loop, NULL, wake, (PyObject *)fut, ctx);
+    Py_DECREF(wake);
+    Py_DECREF(ctx);
+    return r;
 }
 
 int
 tl_future_schedule_callbacks(tl_future *fut)
 {
-    tl_callback c0 = fut->cb0, *cbs = fut->cbs;
-    Py_ssize_t n = fut->ncbs;
+    /* Take the callbacks off the future first: scheduling on a foreign loop
+     * runs its call_soon, which may add or remove callbacks. */
+    PyObject *cb0 = fut->callback0, *owned_ctx0 = fut->context0, *ctx0;
+    PyObject *list = fut->callbacks;
+    tl_state *st;
     int r = 0;
 
-    if (c0.fn == NULL)
+#if PY_VERSION_HEX >= 0x030E0000
+    if (fut->is_task)
+        tl_task_unlink((tl_task *)fut);     /* done: off asyncio's list */
+#endif
+    if (cb0 == NULL && list == NULL)
         return 0;
-    fut->cb0.fn = fut->cb0.ctx = NULL;
-    fut->cbs = NULL;
-    fut->ncbs = fut->cbs_cap = 0;
-
-    if (future_schedule_one(fut, c0.fn, c0.ctx) < 0)
-        r = -1;
-    for (Py_ssize_t i = 0; i < n && r == 0; i++) {
-        if (future_schedule_one(fut, cbs[i].fn, cbs[i].ctx) < 0)
-            r = -1;
+    st = tl_future_state(fut);
+    ctx0 = cb0 != NULL ? future_context0(st, fut) : NULL;
+    fut->callback0 = fut->context0 = fut->callbacks = NULL;
+    if (cb0 != NULL)
+        r = future_schedule_one(st, fut, cb0, ctx0);
+    if (list != NULL) {
+        for (Py_ssize_t i = 0; r == 0 && i < PyList_GET_SIZE(list); i++) {
+            PyObject *t = PyList_GET_ITEM(list, i);
+            r = future_schedule_one(st, fut, PyTuple_GET_ITEM(t, 0),
+                                    PyTuple_GET_ITEM(t, 1));
+        }
     }
-    future_release_callbacks(c0, cbs, n);
+    Py_XDECREF(cb0);
+    Py_XDECREF(owned_ctx0);
+    Py_XDECREF(list);
     return r;
 }
 
-/* Append a callback; steals fn and ctx. */
+/* Add a callback to a pending future; a NULL ctx adds task fn's wake-up.
+ * As asyncio: the first goes to callback0 while no list exists, the others
+ * to the list, where a wake-up takes the form of a real callable. */
 static int
 future_append_callback(tl_future *fut, PyObject *fn, PyObject *ctx)
 {
-    if (fut->cb0.fn == NULL) {
-        fut->cb0.fn = fn;
-        fut->cb0.ctx = ctx;
+    PyObject *t, *f, *c;
+    if (fut->callback0 == NULL && fut->callbacks == NULL) {
+        fut->callback0 = Py_NewRef(fn);
+        fut->context0 = Py_NewRef(ctx ? ctx : Py_None);
         return 0;
     }
-    if (fut->ncbs == fut->cbs_cap) {
-        Py_ssize_t cap = fut->cbs_cap ? fut->cbs_cap * 2 : 4;
-        tl_callback *n = PyMem_Realloc(fut->cbs, (size_t)cap * sizeof(*n));
-        if (n == NULL) {
-            Py_DECREF(fn);
-            Py_XDECREF(ctx);
-            PyErr_NoMemory();
+    if (future_materialize(fn, ctx, &f, &c) < 0)
+        return -1;
+    t = PyTuple_New(2);
+    if (t == NULL) {
+        Py_DECREF(f);
+        Py_DECREF(c);
+        return -1;
+    }
+    PyTuple_SET_ITEM(t, 0, f);
+    PyTuple_SET_ITEM(t, 1, c);
+    if (fut->callbacks == NULL) {
+        fut->callbacks = PyList_New(1);
+        if (fut->callbacks == NULL) {
+            Py_DECREF(t);
             return -1;
         }
-        fut->cbs = n;
-        fut->cbs_cap = cap;
+        PyList_SET_ITEM(fut->callbacks, 0, t);
+        return 0;
     }
-    fut->cbs[fut->ncbs].fn = fn;
-    fut->cbs[fut->ncbs].ctx = ctx;
-    fut->ncbs++;
+    if (PyList_Append(fut->callbacks, t) < 0) {
+        Py_DECREF(t);
+        return -1;
+    }
+    Py_DECREF(t);
     return 0;
 }
 
@@ -197,12 +246,12 @@ int
 tl_future_add_callback(tl_future *fut, PyObject *fn, PyObject *ctx)
 {
     if (fut->state != TL_PENDING)
-        return future_schedule_one(fut, fn, ctx);
-    return future_append_callback(fut, Py_NewRef(fn), Py_XNewRef(ctx));
+        return future_schedule_one(tl_future_state(fut), fut, fn, ctx);
+    return future_append_callback(fut, fn, ctx);
 }
 
 PyObject *
-tl_future_make_cancelled_error(tl_future *fut)
+tl_future_make_cancelled_error(tl_state *st, tl_future *fut)
 {
     PyObject *exc;
     if (fut->cancelled_exc != NULL) {
@@ -211,24 +260,24 @@ tl_future_make_cancelled_error(tl_future *fut)
         return exc;
     }
     if (fut->cancel_msg == NULL || fut->cancel_msg == Py_None)
-        return PyObject_CallNoArgs(fut->st->CancelledError);
-    return PyObject_CallOneArg(fut->st->CancelledError, fut->cancel_msg);
+        return PyObject_CallNoArgs(st->CancelledError);
+    return PyObject_CallOneArg(st->CancelledError, fut->cancel_msg);
 }
 
 int
-tl_future_get_result(tl_future *fut, PyObject **res)
+tl_future_get_result(tl_state *st, tl_future *fut, PyObject **res)
 {
     if (fut->loop == NULL) {
-        PyErr_SetString(fut->st->InvalidStateError,
+        PyErr_SetString(st->InvalidStateError,
                         "Future object is not initialized.");
         return -1;
     }
     if (fut->state == TL_CANCELLED) {
-        *res = tl_future_make_cancelled_error(fut);
+        *res = tl_future_make_cancelled_error(st, fut);
         return *res ? 0 : -1;
     }
     if (fut->state != TL_FINISHED) {
-        PyErr_SetString(fut->st->InvalidStateError, "Result is not set.");
+        PyErr_SetString(st->InvalidStateError, "Result is not set.");
         return -1;
     }
     fut->log_tb = 0;
@@ -250,7 +299,7 @@ tl_future_set_result(tl_future *fut, PyObject *res)
     if (future_ensure_alive(fut) < 0)
         return NULL;
     if (fut->state != TL_PENDING)
-        return future_invalid_state(fut);
+        return future_invalid_state(tl_future_state(fut), fut);
     Py_XSETREF(fut->result, Py_NewRef(res));
     fut->state = TL_FINISHED;
     if (tl_future_schedule_callbacks(fut) < 0)
@@ -262,10 +311,12 @@ PyObject *
 tl_future_set_exception(tl_future *fut, PyObject *exc)
 {
     PyObject *exc_val;
+    tl_state *st;
     if (future_ensure_alive(fut) < 0)
         return NULL;
+    st = tl_future_state(fut);
     if (fut->state != TL_PENDING)
-        return future_invalid_state(fut);
+        return future_invalid_state(st, fut);
     if (PyType_Check(exc)) {
         exc_val = PyObject_CallNoArgs(exc);
         if (exc_val == NULL)
@@ -273,7 +324,7 @@ tl_future_set_exception(tl_future *fut, PyObject *exc)
         /* Instantiating can run code that completes the future. */
         if (fut->state != TL_PENDING) {
             Py_DECREF(exc_val);
-            return future_invalid_state(fut);
+            return future_invalid_state(st, fut);
         }
     }
     else {
@@ -336,32 +387,39 @@ tl_future_cancel(tl_future *fut, PyObject *msg)
 /* Call graph bookkeeping (3.14+)                                      */
 /* ------------------------------------------------------------------ */
 
+/* asyncio's _asyncio.future_add_to_awaited_by / discard, done in place when
+ * both are ours (the common case) and through those functions otherwise:
+ * they write the same fields of any asyncio future or task, ours included,
+ * and ignore other objects. */
 int
 tl_awaited_by_add(tl_state *st, PyObject *futo, PyObject *waiter)
 {
 #if PY_VERSION_HEX >= 0x030E0000
-    tl_future *fut;
+    tl_future *fut = (tl_future *)futo;
+    PyObject *set;
     if (!TL_FUTURE_CHECK(st, futo) || !TL_FUTURE_CHECK(st, waiter)) {
-        PyObject *r = PyObject_CallFunctionObjArgs(st->add_to_awaited_by,
-                                                   futo, waiter, NULL);
+        PyObject *argv[2] = {futo, waiter};
+        PyObject *r = PyObject_Vectorcall(st->add_to_awaited_by, argv, 2,
+                                          NULL);
         Py_XDECREF(r);
         return r ? 0 : -1;
     }
-    fut = (tl_future *)futo;
     /* One waiter is the common case: keep it without a set. */
     if (fut->awaited_by == NULL) {
         fut->awaited_by = Py_NewRef(waiter);
         return 0;
     }
-    if (!PySet_CheckExact(fut->awaited_by)) {
-        PyObject *set = PySet_New(NULL);
-        if (set == NULL || PySet_Add(set, fut->awaited_by) < 0) {
-            Py_XDECREF(set);
-            return -1;
-        }
-        Py_SETREF(fut->awaited_by, set);
+    if (fut->awaited_by_is_set)
+        return PySet_Add(fut->awaited_by, waiter);
+    set = PySet_New(NULL);
+    if (set == NULL || PySet_Add(set, waiter) < 0
+        || PySet_Add(set, fut->awaited_by) < 0) {
+        Py_XDECREF(set);
+        return -1;
     }
-    return PySet_Add(fut->awaited_by, waiter);
+    Py_SETREF(fut->awaited_by, set);
+    fut->awaited_by_is_set = 1;
+    return 0;
 #else
     (void)st; (void)futo; (void)waiter;
     return 0;
@@ -372,21 +430,21 @@ int
 tl_awaited_by_discard(tl_state *st, PyObject *futo, PyObject *waiter)
 {
 #if PY_VERSION_HEX >= 0x030E0000
-    tl_future *fut;
+    tl_future *fut = (tl_future *)futo;
     if (!TL_FUTURE_CHECK(st, futo) || !TL_FUTURE_CHECK(st, waiter)) {
-        PyObject *r = PyObject_CallFunctionObjArgs(st->discard_from_awaited_by,
-                                                   futo, waiter, NULL);
+        PyObject *argv[2] = {futo, waiter};
+        PyObject *r = PyObject_Vectorcall(st->discard_from_awaited_by, argv,
+                                          2, NULL);
         Py_XDECREF(r);
         return r ? 0 : -1;
     }
-    fut = (tl_future *)futo;
     if (fut->awaited_by == NULL)
         return 0;
     if (fut->awaited_by == waiter) {
         Py_CLEAR(fut->awaited_by);
         return 0;
     }
-    if (PySet_CheckExact(fut->awaited_by))
+    if (fut->awaited_by_is_set)
         return PySet_Discard(fut->awaited_by, waiter) < 0 ? -1 : 0;
     return 0;
 #else
@@ -402,16 +460,9 @@ tl_awaited_by_discard(tl_state *st, PyObject *futo, PyObject *waiter)
 static PyObject *
 future_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
-    tl_state *st = tl_state_from_type(tp);
-    tl_future *fut;
     (void)args;
     (void)kwds;
-    if (st == NULL)
-        return NULL;
-    fut = (tl_future *)tp->tp_alloc(tp, 0);
-    if (fut != NULL)
-        fut->st = st;
-    return (PyObject *)fut;
+    return tp->tp_alloc(tp, 0);
 }
 
 static int
@@ -421,16 +472,15 @@ future_tp_init(tl_future *self, PyObject *args, PyObject *kwds)
     PyObject *loop = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$O:Future", kwlist, &loop))
         return -1;
-    return tl_future_init(self, loop);
+    return tl_future_init(NULL, self, loop);
 }
 
 static PyObject *
 future_result(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *res;
-    int r;
     /* No liveness check: an uninitialised future is simply not done. */
-    r = tl_future_get_result(self, &res);
+    int r = tl_future_get_result(tl_future_state(self), self, &res);
     if (r < 0)
         return NULL;
     if (r == 0) {
@@ -443,19 +493,20 @@ future_result(tl_future *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 future_exception(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
+    tl_state *st = tl_future_state(self);
     if (self->loop == NULL) {
-        PyErr_SetString(self->st->InvalidStateError,
+        PyErr_SetString(st->InvalidStateError,
                         "Future object is not initialized.");
         return NULL;
     }
     if (self->state == TL_CANCELLED) {
-        PyObject *exc = tl_future_make_cancelled_error(self);
+        PyObject *exc = tl_future_make_cancelled_error(st, self);
         if (exc != NULL)
             tl_err_set_raised(exc);
         return NULL;
     }
     if (self->state != TL_FINISHED) {
-        PyErr_SetString(self->st->InvalidStateError, "Exception is not set.");
+        PyErr_SetString(st->InvalidStateError, "Exception is not set.");
         return NULL;
     }
     self->log_tb = 0;
@@ -493,13 +544,13 @@ future_cancel_py(tl_future *self, PyObject *args, PyObject *kwds)
 static PyObject *
 future_cancelled(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(self->state == TL_CANCELLED);
+    return PyBool_FromLong(self->loop != NULL && self->state == TL_CANCELLED);
 }
 
 static PyObject *
 future_done(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(self->state != TL_PENDING);
+    return PyBool_FromLong(self->loop != NULL && self->state != TL_PENDING);
 }
 
 static PyObject *
@@ -525,7 +576,8 @@ future_add_done_callback(tl_future *self, PyObject *const *args,
     }
     for (Py_ssize_t i = 0; i < nkw; i++) {
         PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_Compare(k, self->st->str_context) != 0) {
+        if (!PyUnicode_Check(k)
+            || PyUnicode_CompareWithASCIIString(k, "context") != 0) {
             PyErr_Format(PyExc_TypeError,
                          "add_done_callback() got an unexpected keyword "
                          "argument '%S'", k);
@@ -544,91 +596,93 @@ future_add_done_callback(tl_future *self, PyObject *const *args,
     else {
         Py_INCREF(ctx);
     }
-    if (self->state != TL_PENDING)
-        r = future_schedule_one(self, fn, ctx);
-    else {
-        r = future_append_callback(self, Py_NewRef(fn), ctx);
-        ctx = NULL;     /* stolen */
-    }
-    Py_XDECREF(ctx);
+    r = tl_future_add_callback(self, fn, ctx);
+    Py_DECREF(ctx);
     if (r < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
+/* callback0, as asyncio would hold it, equals fn: 1, 0, or -1. */
+static int
+future_callback0_matches(tl_future *self, PyObject *fn)
+{
+    PyObject *cb, *ctx;
+    int eq;
+    if (future_materialize(self->callback0,
+                           future_context0(tl_future_state(self), self),
+                           &cb, &ctx) < 0)
+        return -1;
+    Py_DECREF(ctx);
+    eq = PyObject_RichCompareBool(cb, fn, Py_EQ);
+    Py_DECREF(cb);
+    return eq;
+}
+
+/* As asyncio's: remove every callback equal to fn, return how many.  The
+ * comparisons run arbitrary code that may add or remove callbacks. */
 static PyObject *
 future_remove_done_callback(tl_future *self, PyObject *fn)
 {
-    tl_callback *snap;
-    Py_ssize_t n = 0, kept = 0, total;
-    tl_callback c0 = {NULL, NULL};
+    PyObject *kept;
+    Py_ssize_t removed = 0, n, i;
     if (future_ensure_alive(self) < 0)
         return NULL;
-    total = (self->cb0.fn ? 1 : 0) + self->ncbs;
-    if (total == 0)
-        return PyLong_FromLong(0);
-    /* Comparisons run arbitrary code that may add or remove callbacks, so
-     * work on a snapshot that owns its references. */
-    snap = PyMem_Malloc((size_t)total * sizeof(*snap));
-    if (snap == NULL)
-        return PyErr_NoMemory();
-    if (self->cb0.fn != NULL)
-        snap[n++] = self->cb0;
-    for (Py_ssize_t i = 0; i < self->ncbs; i++)
-        snap[n++] = self->cbs[i];
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_INCREF(snap[i].fn);
-        Py_XINCREF(snap[i].ctx);
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int eq = 0;
-        if (snap[i].ctx != NULL) {     /* a task's wake-up never matches */
-            eq = PyObject_RichCompareBool(snap[i].fn, fn, Py_EQ);
-            if (eq < 0) {
-                future_release_callbacks(c0, snap, n);
-                return NULL;
-            }
+    if (self->callback0 != NULL) {
+        PyObject *cb0 = Py_NewRef(self->callback0);
+        int eq = future_callback0_matches(self, fn);
+        if (eq < 0) {
+            Py_DECREF(cb0);
+            return NULL;
         }
-        if (eq) {
-            Py_DECREF(snap[i].fn);
-            Py_XDECREF(snap[i].ctx);
+        if (eq && self->callback0 == cb0) {
+            Py_CLEAR(self->callback0);
+            Py_CLEAR(self->context0);
+            removed = 1;
         }
-        else {
-            snap[kept++] = snap[i];
+        Py_DECREF(cb0);
+    }
+    if (self->callbacks == NULL)
+        return PyLong_FromSsize_t(removed);
+    n = PyList_GET_SIZE(self->callbacks);
+    kept = PyList_New(0);
+    if (kept == NULL)
+        return NULL;
+    for (i = 0; self->callbacks != NULL
+                && i < PyList_GET_SIZE(self->callbacks); i++) {
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(self->callbacks, i));
+        int eq = PyObject_RichCompareBool(PyTuple_GET_ITEM(item, 0), fn,
+                                          Py_EQ);
+        if (eq == 0 && PyList_Append(kept, item) < 0)
+            eq = -1;
+        Py_DECREF(item);
+        if (eq < 0) {
+            Py_DECREF(kept);
+            return NULL;
         }
     }
-    if (kept == n) {
-        future_release_callbacks(c0, snap, n);
-        return PyLong_FromLong(0);
+    if (self->callbacks == NULL) {
+        /* Cleared under us (the future completed): count them all. */
+        Py_DECREF(kept);
+        return PyLong_FromSsize_t(removed + n);
     }
-    /* Install the filtered list in place of whatever is there now. */
-    {
-        tl_callback old0 = self->cb0, *old = self->cbs;
-        Py_ssize_t oldn = self->ncbs;
-        self->cb0.fn = self->cb0.ctx = NULL;
-        self->cbs = NULL;
-        self->ncbs = self->cbs_cap = 0;
-        for (Py_ssize_t i = 0; i < kept; i++) {
-            if (future_append_callback(self, snap[i].fn, snap[i].ctx) < 0) {
-                for (Py_ssize_t j = i + 1; j < kept; j++) {
-                    Py_DECREF(snap[j].fn);
-                    Py_XDECREF(snap[j].ctx);
-                }
-                PyMem_Free(snap);
-                future_release_callbacks(old0, old, oldn);
-                return NULL;
-            }
-        }
-        PyMem_Free(snap);
-        future_release_callbacks(old0, old, oldn);
+    n = PyList_GET_SIZE(self->callbacks);
+    removed += n - PyList_GET_SIZE(kept);
+    if (PyList_GET_SIZE(kept) == 0)
+        Py_CLEAR(self->callbacks);
+    else if (PyList_GET_SIZE(kept) != n
+             && PyList_SetSlice(self->callbacks, 0, n, kept) < 0) {
+        Py_DECREF(kept);
+        return NULL;
     }
-    return PyLong_FromSsize_t(n - kept);
+    Py_DECREF(kept);
+    return PyLong_FromSsize_t(removed);
 }
 
 static PyObject *
 future_make_cancelled_error_py(tl_future *self, PyObject *Py_UNUSED(ignored))
 {
-    return tl_future_make_cancelled_error(self);
+    return tl_future_make_cancelled_error(tl_future_state(self), self);
 }
 
 /* ------------------------------------------------------------------ */
@@ -646,7 +700,7 @@ future_await(tl_future *self)
     tl_futureiter *it;
     if (future_ensure_alive(self) < 0)
         return NULL;
-    it = PyObject_GC_New(tl_futureiter, self->st->FutureIterType);
+    it = PyObject_GC_New(tl_futureiter, tl_future_state(self)->FutureIterType);
     if (it == NULL)
         return NULL;
     it->fut = (tl_future *)Py_NewRef(self);
@@ -654,6 +708,8 @@ future_await(tl_future *self)
     return (PyObject *)it;
 }
 
+/* The value sent in is ignored, as asyncio's iterator ignores it: the
+ * result is always the future's. */
 static PySendResult
 futureiter_am_send(tl_futureiter *it, PyObject *Py_UNUSED(arg),
                    PyObject **result)
@@ -677,7 +733,7 @@ futureiter_am_send(tl_futureiter *it, PyObject *Py_UNUSED(arg),
         return PYGEN_ERROR;
     }
     it->fut = NULL;
-    r = tl_future_get_result(fut, &res);
+    r = tl_future_get_result(tl_future_state(fut), fut, &res);
     Py_DECREF(fut);
     if (r < 0) {
         *result = NULL;
@@ -719,13 +775,8 @@ futureiter_iternext(tl_futureiter *it)
 }
 
 static PyObject *
-futureiter_send(tl_futureiter *it, PyObject *arg)
+futureiter_send(tl_futureiter *it, PyObject *Py_UNUSED(arg))
 {
-    if (arg != Py_None) {
-        PyErr_Format(PyExc_TypeError,
-                     "can't send non-None value to a FutureIter");
-        return NULL;
-    }
     return futureiter_iternext(it);
 }
 
@@ -883,7 +934,7 @@ future_set_blocking(tl_future *self, PyObject *v, void *Py_UNUSED(c))
     int b = tl_setter_bool(v);
     if (b < 0)
         return -1;
-    self->blocking = (unsigned char)b;
+    self->blocking = (unsigned)b;
     return 0;
 }
 
@@ -917,36 +968,32 @@ future_get_loop_attr(tl_future *self, void *Py_UNUSED(c))
 static PyObject *
 future_get_callbacks(tl_future *self, void *Py_UNUSED(c))
 {
-    PyObject *list;
-    Py_ssize_t n = (self->cb0.fn ? 1 : 0) + self->ncbs;
-    if (n == 0)
+    PyObject *list, *t, *fn, *ctx;
+    if (self->callback0 == NULL && self->callbacks == NULL)
         Py_RETURN_NONE;
-    list = PyList_New(0);
-    if (list == NULL)
+    list = self->callbacks ? PyList_GetSlice(self->callbacks, 0,
+                                             PY_SSIZE_T_MAX)
+                           : PyList_New(0);
+    if (list == NULL || self->callback0 == NULL)
+        return list;
+    if (future_materialize(self->callback0,
+                           future_context0(tl_future_state(self), self),
+                           &fn, &ctx) < 0) {
+        Py_DECREF(list);
         return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        tl_callback *cb = i == 0 ? &self->cb0 : &self->cbs[i - 1];
-        PyObject *fn, *ctx, *t;
-        if (i >= (self->cb0.fn ? 1 : 0) + self->ncbs)
-            break;      /* changed under us by the code below */
-        if (cb->ctx == NULL) {
-            fn = tl_task_wakeup_callable((tl_task *)cb->fn);
-            ctx = Py_NewRef(((tl_task *)cb->fn)->context);
-        }
-        else {
-            fn = Py_NewRef(cb->fn);
-            ctx = Py_NewRef(cb->ctx);
-        }
-        t = fn ? PyTuple_Pack(2, fn, ctx) : NULL;
-        Py_XDECREF(fn);
-        Py_DECREF(ctx);
-        if (t == NULL || PyList_Append(list, t) < 0) {
-            Py_XDECREF(t);
-            Py_DECREF(list);
-            return NULL;
-        }
-        Py_DECREF(t);
     }
+    t = PyTuple_New(2);
+    if (t == NULL) {
+        Py_DECREF(fn);
+        Py_DECREF(ctx);
+        Py_DECREF(list);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, fn);
+    PyTuple_SET_ITEM(t, 1, ctx);
+    if (PyList_Insert(list, 0, t) < 0)
+        Py_CLEAR(list);
+    Py_DECREF(t);
     return list;
 }
 
@@ -965,7 +1012,7 @@ future_get_exception_attr(tl_future *self, void *Py_UNUSED(c))
 static PyObject *
 future_get_source_traceback(tl_future *self, void *Py_UNUSED(c))
 {
-    return Py_NewRef(self->source_traceback ? self->source_traceback : Py_None);
+    return Py_NewRef(self->source_tb ? self->source_tb : Py_None);
 }
 
 static PyObject *
@@ -989,16 +1036,15 @@ future_set_cancel_message(tl_future *self, PyObject *v, void *Py_UNUSED(c))
 static PyObject *
 future_get_awaited_by(tl_future *self, void *Py_UNUSED(c))
 {
+    PyObject *t, *fs;
     if (self->awaited_by == NULL)
         Py_RETURN_NONE;
-    if (PySet_CheckExact(self->awaited_by))
+    if (self->awaited_by_is_set)
         return PyFrozenSet_New(self->awaited_by);
-    {
-        PyObject *t = PyTuple_Pack(1, self->awaited_by);
-        PyObject *fs = t ? PyFrozenSet_New(t) : NULL;
-        Py_XDECREF(t);
-        return fs;
-    }
+    t = PyTuple_Pack(1, self->awaited_by);
+    fs = t ? PyFrozenSet_New(t) : NULL;
+    Py_XDECREF(t);
+    return fs;
 }
 #endif
 
@@ -1008,7 +1054,8 @@ future_repr(tl_future *self)
     PyObject *r;
     if (future_ensure_alive(self) < 0)
         return NULL;
-    r = PyObject_CallOneArg(self->st->future_repr, (PyObject *)self);
+    r = PyObject_CallOneArg(tl_future_state(self)->future_repr,
+                            (PyObject *)self);
 #if PY_VERSION_HEX < 0x030C0000
     /* 3.11's helper returns the list of parts. */
     if (r != NULL && PyList_Check(r)) {
@@ -1034,42 +1081,35 @@ tl_future_traverse(tl_future *fut, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(fut));
     Py_VISIT(fut->loop);
+    Py_VISIT(fut->callback0);
+    Py_VISIT(fut->context0);
+    Py_VISIT(fut->callbacks);
     Py_VISIT(fut->result);
     Py_VISIT(fut->exception);
     Py_VISIT(fut->exception_tb);
+    Py_VISIT(fut->source_tb);
     Py_VISIT(fut->cancel_msg);
     Py_VISIT(fut->cancelled_exc);
-    Py_VISIT(fut->source_traceback);
+#if PY_VERSION_HEX >= 0x030E0000
     Py_VISIT(fut->awaited_by);
-    Py_VISIT(fut->cb0.fn);
-    Py_VISIT(fut->cb0.ctx);
-    for (Py_ssize_t i = 0; i < fut->ncbs; i++) {
-        Py_VISIT(fut->cbs[i].fn);
-        Py_VISIT(fut->cbs[i].ctx);
-    }
+#endif
+#if TL_LAYOUT_BITFIELDS
+    return PyObject_VisitManagedDict((PyObject *)fut, visit, arg);
+#else
     Py_VISIT(fut->dict);
     return 0;
+#endif
 }
 
 void
 tl_future_clear(tl_future *fut)
 {
-    tl_callback c0 = fut->cb0, *cbs = fut->cbs;
-    Py_ssize_t n = fut->ncbs;
-    fut->cb0.fn = fut->cb0.ctx = NULL;
-    fut->cbs = NULL;
-    fut->ncbs = fut->cbs_cap = 0;
-    fut->tloop = NULL;
-    Py_CLEAR(fut->loop);
-    Py_CLEAR(fut->result);
-    Py_CLEAR(fut->exception);
-    Py_CLEAR(fut->exception_tb);
-    Py_CLEAR(fut->cancel_msg);
-    Py_CLEAR(fut->cancelled_exc);
-    Py_CLEAR(fut->source_traceback);
-    Py_CLEAR(fut->awaited_by);
+    future_clear_state(fut);
+#if TL_LAYOUT_BITFIELDS
+    PyObject_ClearManagedDict((PyObject *)fut);
+#else
     Py_CLEAR(fut->dict);
-    future_release_callbacks(c0, cbs, n);
+#endif
 }
 
 static int
@@ -1106,11 +1146,12 @@ tl_future_finalize(PyObject *self)
         || PyDict_SetItemString(context, "exception", fut->exception) < 0
         || PyDict_SetItemString(context, "future", self) < 0)
         goto done;
-    if (fut->source_traceback != NULL
+    if (fut->source_tb != NULL
         && PyDict_SetItemString(context, "source_traceback",
-                                fut->source_traceback) < 0)
+                                fut->source_tb) < 0)
         goto done;
-    if (tl_call_exception_handler(fut->st, fut->loop, context) < 0)
+    if (tl_call_exception_handler(tl_future_state(fut), fut->loop,
+                                  context) < 0)
         PyErr_WriteUnraisable(self);
     context = NULL;
 done:
@@ -1122,6 +1163,18 @@ done:
         tl_err_set_raised(exc);
 }
 
+/* Weak references go before the fields they might see are cleared. */
+void
+tl_future_clear_weakrefs(tl_future *fut)
+{
+#if TL_LAYOUT_BITFIELDS
+    PyObject_ClearWeakRefs((PyObject *)fut);
+#else
+    if (fut->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)fut);
+#endif
+}
+
 static void
 future_dealloc(tl_future *fut)
 {
@@ -1129,8 +1182,7 @@ future_dealloc(tl_future *fut)
     if (PyObject_CallFinalizerFromDealloc((PyObject *)fut) < 0)
         return;     /* resurrected */
     PyObject_GC_UnTrack(fut);
-    if (fut->weakreflist != NULL)
-        PyObject_ClearWeakRefs((PyObject *)fut);
+    tl_future_clear_weakrefs(fut);
     tl_future_clear(fut);
     tp->tp_free(fut);
     Py_DECREF(tp);
@@ -1176,13 +1228,6 @@ static PyGetSetDef future_getset[] = {
     {NULL},
 };
 
-static PyMemberDef future_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(tl_future, weakreflist),
-     READONLY, NULL},
-    {"__dictoffset__", T_PYSSIZET, offsetof(tl_future, dict), READONLY, NULL},
-    {NULL},
-};
-
 static PyType_Slot future_slots[] = {
     {Py_tp_dealloc, future_dealloc},
     {Py_tp_traverse, future_traverse},
@@ -1193,11 +1238,11 @@ static PyType_Slot future_slots[] = {
     {Py_tp_new, future_tp_new},
     {Py_tp_methods, future_methods},
     {Py_tp_getset, future_getset},
-    {Py_tp_members, future_members},
     {Py_tp_iter, future_await},
     {Py_am_await, future_await},
     {Py_tp_doc, "This class is *almost* compatible with "
                 "concurrent.futures.Future."},
+    {0, NULL},    /* room for the members of the plain layout (layout.c) */
     {0, NULL},
 };
 
@@ -1210,7 +1255,7 @@ static PyType_Spec future_spec = {
 int
 tl_future_init_types(PyObject *mod, tl_state *st)
 {
-    if (tl_add_type(mod, &future_spec, NULL, &st->FutureType) < 0)
+    if (tl_add_type(mod, &futureiter_spec, NULL, &st->FutureIterType) < 0)
         return -1;
-    return tl_add_type(mod, &futureiter_spec, NULL, &st->FutureIterType);
+    return tl_add_asyncio_subtype(mod, st, &future_spec, 0, &st->FutureType);
 }

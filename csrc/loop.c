@@ -1314,15 +1314,12 @@ loop_create_future(tl_loop *self, PyObject *Py_UNUSED(ignored))
     tl_future *fut = (tl_future *)tp->tp_alloc(tp, 0);
     if (fut == NULL)
         return NULL;
-    if (tl_future_init(fut, (PyObject *)self) < 0) {
+    if (tl_future_init(self->st, fut, (PyObject *)self) < 0) {
         Py_DECREF(fut);
         return NULL;
     }
     return (PyObject *)fut;
 }
-
-PyObject *tl_task_create(tl_state *st, PyObject *coro, PyObject *loop,
-                         PyObject *name, PyObject *context, int eager_start);
 
 static PyObject *
 loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,

@@ -16,6 +16,9 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->FutureType);
     Py_VISIT(st->FutureIterType);
     Py_VISIT(st->TaskType);
+    Py_VISIT(st->AsyncioFutureType);
+    Py_VISIT(st->AsyncioTaskType);
+    Py_VISIT(st->layout_problem);
     Py_VISIT(st->CancelledError);
     Py_VISIT(st->InvalidStateError);
     Py_VISIT(st->get_event_loop);
@@ -61,6 +64,9 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->FutureIterType);
     Py_CLEAR(st->TaskType);
+    Py_CLEAR(st->AsyncioFutureType);
+    Py_CLEAR(st->AsyncioTaskType);
+    Py_CLEAR(st->layout_problem);
     Py_CLEAR(st->CancelledError);
     Py_CLEAR(st->InvalidStateError);
     Py_CLEAR(st->get_event_loop);

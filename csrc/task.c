@@ -34,15 +34,17 @@ tl_task_wakeup_callable(tl_task *task)
 static int
 task_schedule_step(tl_task *task, PyObject *exc)
 {
-    tl_state *st = task->st;
+    tl_loop *tloop = TL_FUT_TLOOP(task);
+    tl_state *st;
     PyObject *cb, *argv[3], *r;
-    if (task->tloop != NULL) {
-        if (task->tloop->debug && tl_loop_check_thread(task->tloop) < 0)
+    if (tloop != NULL) {
+        if (tloop->debug && tl_loop_check_thread(tloop) < 0)
             return -1;
-        return tl_loop_push(task->tloop, TL_EV_TASK_STEP,
+        return tl_loop_push(tloop, TL_EV_TASK_STEP,
                             Py_NewRef((PyObject *)task), Py_XNewRef(exc),
                             NULL);
     }
+    st = tl_future_state(task);
     cb = PyCFunction_New(&task_step_def, (PyObject *)task);
     if (cb == NULL)
         return -1;
@@ -163,46 +165,51 @@ task_leave(tl_state *st, PyObject *loop, PyObject *task)
     return -1;
 }
 
-/* asyncio's _register_task(task).  With the WeakSet at hand (see
- * module_find_task_set), what WeakSet.add() does: commit pending removals,
- * then add a weakref to the task to the set's data.  The weakref has no
- * callback; task_unregister_ref() does the callback's work at dealloc. */
+/* asyncio's _register_task(task).  With the WeakSet at hand (3.11-3.13,
+ * see module_find_task_set), what WeakSet.add() does: commit pending
+ * removals, then add a weakref to the task to the set's data.  The weakref
+ * has no callback; task_unregister_ref() does the callback's work at
+ * dealloc.  On 3.14+ the hook links the task into asyncio's list itself. */
 static int
-task_register(tl_task *task)
+task_register(tl_state *st, tl_task *task)
 {
-    tl_state *st = task->st;
+#if PY_VERSION_HEX < 0x030E0000
     PyObject *ref;
-    if (st->tasks_data == NULL)
-        return task_call_hook_void(st->register_task, (PyObject *)task, NULL);
-    if (PyList_GET_SIZE(st->tasks_pending) > 0) {
-        PyObject *r = PyObject_CallMethod(st->tasks_weakset, "_commit_removals",
-                                          NULL);
-        if (r == NULL)
+    if (st->tasks_data != NULL) {
+        if (PyList_GET_SIZE(st->tasks_pending) > 0) {
+            PyObject *c = PyObject_CallMethod(st->tasks_weakset,
+                                              "_commit_removals", NULL);
+            if (c == NULL)
+                return -1;
+            Py_DECREF(c);
+        }
+        ref = PyWeakref_NewRef((PyObject *)task, NULL);
+        if (ref == NULL)
             return -1;
-        Py_DECREF(r);
+        if (PySet_Add(st->tasks_data, ref) < 0) {
+            Py_DECREF(ref);
+            return -1;
+        }
+        Py_XSETREF(task->registry_ref, ref);
+        return 0;
     }
-    ref = PyWeakref_NewRef((PyObject *)task, NULL);
-    if (ref == NULL)
-        return -1;
-    if (PySet_Add(st->tasks_data, ref) < 0) {
-        Py_DECREF(ref);
-        return -1;
-    }
-    Py_XSETREF(task->registry_ref, ref);
-    return 0;
+#endif
+    return task_call_hook_void(st->register_task, (PyObject *)task, NULL);
 }
 
-/* The task is being destroyed: take its weakref out of the WeakSet, or, while
- * the set is being iterated, leave it for the set to remove afterwards, as
- * WeakSet's own removal callback does. */
+#if PY_VERSION_HEX < 0x030E0000
+/* The task is being destroyed: take its weakref out of the WeakSet, or,
+ * while the set is being iterated, leave it for the set to remove
+ * afterwards, as WeakSet's own removal callback does. */
 static void
 task_unregister_ref(tl_task *task)
 {
-    tl_state *st = task->st;
+    tl_state *st = tl_future_state(task);
     PyObject *ref = task->registry_ref, *exc;
     int r;
     task->registry_ref = NULL;
-    if (st->tasks_data == NULL) {
+    if (st == NULL || st->tasks_data == NULL) {
+        PyErr_Clear();
         Py_DECREF(ref);
         return;
     }
@@ -216,6 +223,26 @@ task_unregister_ref(tl_task *task)
     if (exc != NULL)
         tl_err_set_raised(exc);
     Py_DECREF(ref);
+}
+#endif
+
+void
+tl_task_unlink(tl_task *task)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    /* asyncio's list of tasks is intrusive, circular and doubly linked, and
+     * holds borrowed references: a task leaves it when it is done or
+     * destroyed, as asyncio's own do.  The module keeps the GIL, so no other
+     * thread walks the list meanwhile. */
+    struct tl_llist_node *n = &task->node;
+    if (n->next == NULL)
+        return;
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = NULL;
+#else
+    (void)task;
+#endif
 }
 
 /* Cancel the future a task waits on; 1 if it agreed, 0 if not, -1 error. */
@@ -239,9 +266,8 @@ task_cancel_waiter(tl_state *st, PyObject *fut, PyObject *msg)
 
 /* Handle what the coroutine yielded; steals result. */
 static int
-task_handle_yield(tl_task *task, PyObject *result)
+task_handle_yield(tl_state *st, tl_task *task, PyObject *result)
 {
-    tl_state *st = task->st;
     PyObject *blocking = NULL, *floop = NULL;
     int r, is_blocking;
 
@@ -390,9 +416,8 @@ error:
 /* Send into (or throw into) the coroutine and act on the outcome; steals
  * exc.  This is asyncio's __step_run_and_handle_result. */
 static int
-task_step_run(tl_task *task, PyObject *exc)
+task_step_run(tl_state *st, tl_task *task, PyObject *exc)
 {
-    tl_state *st = task->st;
     PyObject *coro = task->coro, *result = NULL, *r;
     PySendResult sr;
 
@@ -469,14 +494,14 @@ task_step_run(tl_task *task, PyObject *exc)
     }
 
     default:
-        return task_handle_yield(task, result);
+        return task_handle_yield(st, task, result);
     }
 }
 
 int
 tl_task_step(tl_task *task, PyObject *exc)
 {
-    tl_state *st = task->st;
+    tl_state *st = tl_future_state(task);
     PyObject *loop;
     int r;
 
@@ -489,7 +514,7 @@ tl_task_step(tl_task *task, PyObject *exc)
     if (task->must_cancel) {
         if (exc == NULL || !PyErr_GivenExceptionMatches(exc, st->CancelledError)) {
             Py_XDECREF(exc);
-            exc = tl_future_make_cancelled_error((tl_future *)task);
+            exc = tl_future_make_cancelled_error(st, (tl_future *)task);
             if (exc == NULL)
                 return -1;
         }
@@ -505,7 +530,7 @@ tl_task_step(tl_task *task, PyObject *exc)
         Py_DECREF(task);
         return -1;
     }
-    r = task_step_run(task, exc);
+    r = task_step_run(st, task, exc);
     if (r < 0) {
         PyObject *err = tl_err_get_raised();
         if (task_leave(st, loop, (PyObject *)task) < 0) {
@@ -527,14 +552,14 @@ tl_task_step(tl_task *task, PyObject *exc)
 int
 tl_task_wakeup(tl_task *task, PyObject *fut)
 {
-    tl_state *st = task->st;
+    tl_state *st = tl_future_state(task);
     PyObject *res;
     int r;
 
     if (tl_awaited_by_discard(st, fut, (PyObject *)task) < 0)
         return -1;
     if (TL_FUTURE_CHECK_EXACT(st, fut)) {
-        r = tl_future_get_result((tl_future *)fut, &res);
+        r = tl_future_get_result(st, (tl_future *)fut, &res);
         if (r < 0) {
             res = tl_err_get_raised();
             r = 0;
@@ -563,9 +588,8 @@ tl_task_wakeup(tl_task *task, PyObject *fut)
 /* ------------------------------------------------------------------ */
 
 static int
-task_eager_start(tl_task *task)
+task_eager_start(tl_state *st, tl_task *task)
 {
-    tl_state *st = task->st;
     PyObject *prev, *cur, *err = NULL;
     int r;
 
@@ -578,7 +602,7 @@ task_eager_start(tl_task *task)
         if (PyContext_Enter(ctx) < 0)
             r = -1;
         else {
-            r = task_step_run(task, NULL);
+            r = task_step_run(st, task, NULL);
             if (PyContext_Exit(ctx) < 0)
                 r = -1;
         }
@@ -608,7 +632,7 @@ task_eager_start(tl_task *task)
         Py_CLEAR(task->coro);
         return 0;
     }
-    return task_register(task);
+    return task_register(st, task);
 }
 
 static int
@@ -622,21 +646,24 @@ task_is_coroutine(tl_state *st, PyObject *coro)
 static int
 task_loop_is_running(tl_task *task)
 {
-    if (task->tloop != NULL)
-        return task->tloop->running;
+    if (task->own_loop)
+        return TL_FUT_TLOOP(task)->running;
     return tl_truth_steal(PyObject_CallMethod(task->loop, "is_running", NULL));
 }
 
 static int
-task_init(tl_task *task, PyObject *coro, PyObject *loop, PyObject *name,
-          PyObject *context, int eager_start)
+task_init(tl_state *st, tl_task *task, PyObject *coro, PyObject *loop,
+          PyObject *name, PyObject *context, int eager_start)
 {
-    tl_state *st;
     int r;
 
-    if (tl_future_init((tl_future *)task, loop) < 0)
+    if (st == NULL && (st = tl_state_from_type(Py_TYPE(task))) == NULL)
         return -1;
-    st = task->st;
+    if (tl_future_init(st, (tl_future *)task, loop) < 0)
+        return -1;
+#if PY_VERSION_HEX >= 0x030E0000
+    task->is_task = 1;
+#endif
     task->log_destroy_pending = 1;
     r = task_is_coroutine(st, coro);
     if (r <= 0) {
@@ -668,23 +695,23 @@ task_init(tl_task *task, PyObject *coro, PyObject *loop, PyObject *name,
     task->num_cancels_requested = 0;
     Py_CLEAR(task->fut_waiter);
     if (name == NULL || name == Py_None) {
-        Py_CLEAR(task->name);
-        task->name_id = ++st->task_name_counter;
+        /* As asyncio 3.13+: the number now, "Task-N" when someone asks. */
+        name = PyLong_FromUnsignedLongLong(++st->task_name_counter);
     }
     else {
-        PyObject *s = PyUnicode_CheckExact(name) ? Py_NewRef(name)
-                                                 : PyObject_Str(name);
-        if (s == NULL)
-            return -1;
-        Py_XSETREF(task->name, s);
+        name = PyUnicode_CheckExact(name) ? Py_NewRef(name)
+                                          : PyObject_Str(name);
     }
+    if (name == NULL)
+        return -1;
+    Py_XSETREF(task->name, name);
 
     if (eager_start) {
         r = task_loop_is_running(task);
         if (r < 0)
             return -1;
         if (r) {
-            if (task_eager_start(task) < 0) {
+            if (task_eager_start(st, task) < 0) {
                 task->log_destroy_pending = 0;
                 return -1;
             }
@@ -693,7 +720,7 @@ task_init(tl_task *task, PyObject *coro, PyObject *loop, PyObject *name,
     }
     if (task_schedule_step(task, NULL) < 0)
         return -1;
-    return task_register(task);
+    return task_register(st, task);
 }
 
 PyObject *
@@ -704,26 +731,10 @@ tl_task_create(tl_state *st, PyObject *coro, PyObject *loop, PyObject *name,
     tl_task *task = (tl_task *)tp->tp_alloc(tp, 0);
     if (task == NULL)
         return NULL;
-    task->st = st;
-    if (task_init(task, coro, loop, name, context, eager_start) < 0) {
+    if (task_init(st, task, coro, loop, name, context, eager_start) < 0) {
         Py_DECREF(task);
         return NULL;
     }
-    return (PyObject *)task;
-}
-
-static PyObject *
-task_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
-{
-    tl_state *st = tl_state_from_type(tp);
-    tl_task *task;
-    (void)args;
-    (void)kwds;
-    if (st == NULL)
-        return NULL;
-    task = (tl_task *)tp->tp_alloc(tp, 0);
-    if (task != NULL)
-        task->st = st;
     return (PyObject *)task;
 }
 
@@ -744,7 +755,7 @@ task_tp_init(tl_task *self, PyObject *args, PyObject *kwds)
                                      &coro, &loop, &name, &context))
         return -1;
 #endif
-    return task_init(self, coro, loop, name, context, eager);
+    return task_init(NULL, self, coro, loop, name, context, eager);
 }
 
 /* ------------------------------------------------------------------ */
@@ -764,7 +775,7 @@ task_cancel(tl_task *self, PyObject *args, PyObject *kwds)
     self->num_cancels_requested++;
     if (self->fut_waiter != NULL) {
         PyObject *waiter = Py_NewRef(self->fut_waiter);
-        int r = task_cancel_waiter(self->st, waiter, msg);
+        int r = task_cancel_waiter(tl_future_state(self), waiter, msg);
         Py_DECREF(waiter);
         if (r < 0)
             return NULL;
@@ -810,11 +821,14 @@ task_get_context(tl_task *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 task_get_name(tl_task *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->name == NULL) {
+    if (self->name == NULL)
+        Py_RETURN_NONE;
+    if (PyLong_CheckExact(self->name)) {
         /* The default name is formatted only when someone asks. */
-        self->name = PyUnicode_FromFormat("Task-%llu", self->name_id);
-        if (self->name == NULL)
+        PyObject *s = PyUnicode_FromFormat("Task-%S", self->name);
+        if (s == NULL)
             return NULL;
+        Py_SETREF(self->name, s);
     }
     return Py_NewRef(self->name);
 }
@@ -856,8 +870,8 @@ task_get_stack(tl_task *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$O:get_stack", kwlist,
                                      &limit))
         return NULL;
-    return PyObject_CallFunctionObjArgs(self->st->task_get_stack, self, limit,
-                                        NULL);
+    return PyObject_CallFunctionObjArgs(tl_future_state(self)->task_get_stack,
+                                        self, limit, NULL);
 }
 
 static PyObject *
@@ -868,8 +882,8 @@ task_print_stack(tl_task *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OO:print_stack", kwlist,
                                      &limit, &file))
         return NULL;
-    return PyObject_CallFunctionObjArgs(self->st->task_print_stack, self,
-                                        limit, file, NULL);
+    return PyObject_CallFunctionObjArgs(tl_future_state(self)->task_print_stack,
+                                        self, limit, file, NULL);
 }
 
 /* The callables used on foreign loops: _step(exc=None) and _wakeup(fut). */
@@ -908,7 +922,7 @@ task_repr(tl_task *self)
                         "Future object is not initialized.");
         return NULL;
     }
-    r = PyObject_CallOneArg(self->st->task_repr, (PyObject *)self);
+    r = PyObject_CallOneArg(tl_future_state(self)->task_repr, (PyObject *)self);
 #if PY_VERSION_HEX < 0x030C0000
     if (r != NULL && PyList_Check(r)) {
         PyObject *sep = PyUnicode_FromString(" ");
@@ -991,6 +1005,7 @@ task_traverse(tl_task *self, visitproc visit, void *arg)
 static int
 task_clear(tl_task *self)
 {
+    tl_task_unlink(self);
     Py_CLEAR(self->coro);
     Py_CLEAR(self->context);
     Py_CLEAR(self->fut_waiter);
@@ -1013,10 +1028,11 @@ task_finalize(PyObject *self)
         if (context != NULL && msg != NULL
             && PyDict_SetItemString(context, "task", self) == 0
             && PyDict_SetItemString(context, "message", msg) == 0
-            && (task->source_traceback == NULL
+            && (task->source_tb == NULL
                 || PyDict_SetItemString(context, "source_traceback",
-                                        task->source_traceback) == 0)) {
-            if (tl_call_exception_handler(task->st, task->loop, context) < 0)
+                                        task->source_tb) == 0)) {
+            if (tl_call_exception_handler(tl_future_state(task), task->loop,
+                                          context) < 0)
                 PyErr_WriteUnraisable(self);
         }
         else {
@@ -1034,13 +1050,17 @@ static void
 task_dealloc(tl_task *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    /* Off asyncio's list first, as asyncio does (3.14+): the list must
+     * never show a task whose finaliser is running or has run. */
+    tl_task_unlink(self);
     if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
         return;     /* resurrected */
     PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs((PyObject *)self);
+    tl_future_clear_weakrefs((tl_future *)self);
+#if PY_VERSION_HEX < 0x030E0000
     if (self->registry_ref != NULL)
         task_unregister_ref(self);
+#endif
     task_clear(self);
     tp->tp_free(self);
     Py_DECREF(tp);
@@ -1077,7 +1097,6 @@ static PyGetSetDef task_getset[] = {
 };
 
 static PyType_Slot task_slots[] = {
-    {Py_tp_new, task_tp_new},
     {Py_tp_init, task_tp_init},
     {Py_tp_dealloc, task_dealloc},
     {Py_tp_traverse, task_traverse},
@@ -1099,6 +1118,5 @@ static PyType_Spec task_spec = {
 int
 tl_task_init_type(PyObject *mod, tl_state *st)
 {
-    return tl_add_type(mod, &task_spec, (PyObject *)st->FutureType,
-                       &st->TaskType);
+    return tl_add_asyncio_subtype(mod, st, &task_spec, 1, &st->TaskType);
 }

@@ -173,6 +173,12 @@ typedef struct tl_state {
     PyObject *kw_context;              /* ("context",) for vectorcall */
     PyObject *kw_msg;                  /* ("msg",) */
 
+    /* asyncio's C Future and Task, our types' bases; NULL when the layout
+     * check failed and our types are plain (layout.c). */
+    PyTypeObject *AsyncioFutureType;
+    PyTypeObject *AsyncioTaskType;
+    PyObject *layout_problem;          /* why not, as a str */
+
     unsigned long long task_name_counter;
     int format_source_has_debug;       /* 3.13+: debug= keyword */
     PyTypeObject *DatagramTransportType;
@@ -263,54 +269,140 @@ typedef struct tl_handle {
     char scheduled;               /* TimerHandle sitting in a loop's heap */
 } tl_handle;
 
-/* A done callback: fn(future) run in ctx.  When ctx is NULL, fn is a Task
- * waiting on the future and the entry is that task's internal wake-up. */
-typedef struct tl_callback {
-    PyObject *fn;
-    PyObject *ctx;
-} tl_callback;
-
 enum { TL_PENDING = 0, TL_CANCELLED = 1, TL_FINISHED = 2 };
 
-#define TL_FUTURE_HEAD                                                     \
+/* Future and Task have the object layout of asyncio's C Future and Task
+ * (_asyncio.Future and _asyncio.Task, Modules/_asynciomodule.c) of the
+ * Python they are built for, and are subclasses of those types: asyncio's
+ * own C code reads and writes these fields in instances of subclasses (on
+ * 3.14+ the task list, the awaited-by links and the out-of-process task
+ * reader do), so every piece of state lives in the field asyncio keeps it
+ * in, in asyncio's representation.  The layouts differ per minor version;
+ * module start-up checks them against the running interpreter (layout.c)
+ * and falls back to plain types with the same fields if they differ.
+ *
+ * One flag of our own, own_loop (loop is a turboloop loop, so
+ * (tl_loop *)loop is valid), sits in bits the base layout leaves unused
+ * (padding after `blocking`, or a spare bit of the bit-field unit), at the
+ * same position in Future and Task.  A Task may add fields after asyncio's
+ * (a Future may not: Task's base fields follow Future's).
+ *
+ * Callbacks are stored as asyncio stores them: the first in callback0 /
+ * context0, the others as (callback, context) tuples in the list callbacks.
+ * One difference: a task waiting on the future is stored in callback0 as
+ * the task itself with None for context0 (its internal wake-up), so
+ * awaiting costs no bound method; anywhere else the wake-up is a real
+ * callable. */
+#define TL_FUTURE_FIELDS                                                   \
     PyObject_HEAD                                                          \
-    tl_state *st;                                                          \
     PyObject *loop;                                                        \
-    tl_loop *tloop;       /* loop, when it is a turboloop loop; borrowed */ \
-    PyObject *result;                                                      \
+    PyObject *callback0;                                                   \
+    PyObject *context0;        /* None: callback0 is a task's wake-up */   \
+    PyObject *callbacks;       /* list of (callback, context), or NULL */  \
     PyObject *exception;                                                   \
     PyObject *exception_tb;                                                \
-    PyObject *cancel_msg;                                                  \
+    PyObject *result;                                                      \
+    PyObject *source_tb;                                                   \
+    PyObject *cancel_msg;
+
+#if PY_VERSION_HEX >= 0x030E0000        /* 3.14, 3.15 */
+#  define TL_LAYOUT_BITFIELDS 1
+#  define TL_FUTURE_STATE_FIELDS                                           \
     PyObject *cancelled_exc;                                               \
-    PyObject *source_traceback;                                            \
-    PyObject *awaited_by;  /* a waiter, or a set of them (3.14+) */        \
-    tl_callback cb0;       /* the first callback, stored inline */         \
-    tl_callback *cbs;      /* the others */                                \
-    Py_ssize_t ncbs, cbs_cap;                                              \
+    PyObject *awaited_by;      /* a waiter, or a set if awaited_by_is_set */\
+    int state;                                                             \
+    char is_task;                                                          \
+    char awaited_by_is_set;
+#elif PY_VERSION_HEX >= 0x030D0000      /* 3.13 */
+#  define TL_LAYOUT_BITFIELDS 1
+#  define TL_FUTURE_STATE_FIELDS                                           \
+    PyObject *cancelled_exc;                                               \
+    int state;
+#else                                   /* 3.11, 3.12 */
+#  define TL_LAYOUT_BITFIELDS 0
+#  define TL_FUTURE_STATE_FIELDS                                           \
+    int state;                                                             \
+    int log_tb;                                                            \
+    int blocking;                                                          \
+    unsigned own_loop : 1;     /* in the padding before dict */
+#  define TL_FUTURE_TAIL_FIELDS                                            \
     PyObject *dict;                                                        \
     PyObject *weakreflist;                                                 \
-    unsigned char state;                                                   \
-    unsigned char blocking;                                                \
-    unsigned char log_tb;
+    PyObject *cancelled_exc;
+#endif
 
 typedef struct tl_future {
-    TL_FUTURE_HEAD
+    TL_FUTURE_FIELDS
+    TL_FUTURE_STATE_FIELDS
+#if TL_LAYOUT_BITFIELDS
+    unsigned log_tb : 1;
+    unsigned blocking : 1;
+    unsigned : 2;              /* Task's must_cancel, log_destroy_pending */
+    unsigned own_loop : 1;
+#else
+    TL_FUTURE_TAIL_FIELDS
+#endif
 } tl_future;
 
 typedef struct tl_task {
-    TL_FUTURE_HEAD
-    unsigned char must_cancel;
-    unsigned char log_destroy_pending;
+    TL_FUTURE_FIELDS
+    TL_FUTURE_STATE_FIELDS
+#if TL_LAYOUT_BITFIELDS
+    unsigned log_tb : 1;
+    unsigned blocking : 1;
+    unsigned must_cancel : 1;
+    unsigned log_destroy_pending : 1;
+    unsigned own_loop : 1;
     int num_cancels_requested;
-    PyObject *coro;
-    PyObject *context;
     PyObject *fut_waiter;
-    PyObject *name;               /* str, or NULL while the default name is unformatted */
-    PyObject *registry_ref;       /* our weakref in asyncio's task WeakSet, see
-                                     task_register(); not traversed or cleared
-                                     by the GC: dealloc takes it out of the set */
-    unsigned long long name_id;
+    PyObject *coro;
+    PyObject *name;            /* str, or the int N of a default "Task-N" */
+    PyObject *context;
+#  if PY_VERSION_HEX >= 0x030E0000
+    struct tl_llist_node { struct tl_llist_node *next, *prev; } node;
+#    ifdef Py_GIL_DISABLED
+    uintptr_t tid;
+#    endif
+#  endif
+#else
+    TL_FUTURE_TAIL_FIELDS
+    PyObject *fut_waiter;
+    PyObject *coro;
+    PyObject *name;            /* str, or the int N of a default "Task-N" */
+    PyObject *context;
+    int must_cancel;
+    int log_destroy_pending;
+    int num_cancels_requested;
+#endif
+    /* Ours, after asyncio's fields.  Up to 3.13: our weakref in asyncio's
+     * task WeakSet (task.c), not traversed or cleared by the GC: dealloc
+     * takes it out of the set. */
+#if PY_VERSION_HEX < 0x030E0000
+    PyObject *registry_ref;
+#endif
 } tl_task;
+
+/* The size of asyncio's own Task, which ours extends. */
+#if PY_VERSION_HEX < 0x030E0000
+#  define TL_ASYNCIO_TASK_SIZE offsetof(tl_task, registry_ref)
+#else
+#  define TL_ASYNCIO_TASK_SIZE sizeof(tl_task)
+#endif
+
+/* The turboloop loop a future belongs to, or NULL for any other loop. */
+#define TL_FUT_TLOOP(f) \
+    (((tl_future *)(f))->own_loop ? (tl_loop *)((tl_future *)(f))->loop : NULL)
+
+/* The module state of a future or task.  Through its loop when that is
+ * ours (the common case, two loads), else through its type. */
+static inline tl_state *
+tl_future_state(void *f)
+{
+    tl_future *fut = (tl_future *)f;
+    if (fut->own_loop)
+        return ((tl_loop *)fut->loop)->st;
+    return tl_state_from_type(Py_TYPE(fut));
+}
 
 #define TL_LOOP_CHECK(st, o)  PyObject_TypeCheck((o), (st)->LoopType)
 #define TL_FUTURE_CHECK(st, o) PyObject_TypeCheck((o), (st)->FutureType)
@@ -370,19 +462,28 @@ PyObject *tl_sock_recv_into(tl_loop *loop, PyObject *const *args,
                             Py_ssize_t nargs);
 PyObject *tl_sock_sendall(tl_loop *loop, PyObject *const *args,
                           Py_ssize_t nargs);
-int tl_future_init(tl_future *fut, PyObject *loop);
+/* st may be NULL: found from the future's type. */
+int tl_future_init(tl_state *st, tl_future *fut, PyObject *loop);
 int tl_future_schedule_callbacks(tl_future *fut);
 PyObject *tl_future_set_result(tl_future *fut, PyObject *res);
 PyObject *tl_future_set_exception(tl_future *fut, PyObject *exc);
 int tl_future_cancel(tl_future *fut, PyObject *msg);
-PyObject *tl_future_make_cancelled_error(tl_future *fut);
+PyObject *tl_future_make_cancelled_error(tl_state *st, tl_future *fut);
 /* 1 with *res a new reference to the result, 0 with *res the exception to
  * raise (new reference), -1 on error. */
-int tl_future_get_result(tl_future *fut, PyObject **res);
+int tl_future_get_result(tl_state *st, tl_future *fut, PyObject **res);
+/* Add a done callback fn(fut) in ctx, or with a NULL ctx the wake-up of
+ * the task fn; scheduled at once if fut is done.  Steals nothing. */
 int tl_future_add_callback(tl_future *fut, PyObject *fn, PyObject *ctx);
 int tl_future_traverse(tl_future *fut, visitproc visit, void *arg);
 void tl_future_clear(tl_future *fut);
 void tl_future_finalize(PyObject *self);
+void tl_future_clear_weakrefs(tl_future *fut);
+
+/* layout.c: make Future (is_task 0) or Task as subclasses of asyncio's C
+ * types when the layout check passes, as plain types otherwise. */
+int tl_add_asyncio_subtype(PyObject *mod, tl_state *st, PyType_Spec *spec,
+                           int is_task, PyTypeObject **out);
 /* Call graph bookkeeping (3.14+); no-ops elsewhere. */
 int tl_awaited_by_add(tl_state *st, PyObject *fut, PyObject *waiter);
 int tl_awaited_by_discard(tl_state *st, PyObject *fut, PyObject *waiter);
@@ -396,5 +497,9 @@ int tl_task_init_type(PyObject *mod, tl_state *st);
 int tl_task_step(tl_task *task, PyObject *exc);
 int tl_task_wakeup(tl_task *task, PyObject *fut);
 PyObject *tl_task_wakeup_callable(tl_task *task);
+/* Take a done task off asyncio's task list (3.14+; a no-op before). */
+void tl_task_unlink(tl_task *task);
+PyObject *tl_task_create(tl_state *st, PyObject *coro, PyObject *loop,
+                         PyObject *name, PyObject *context, int eager_start);
 
 #endif /* TL_H */

@@ -13,10 +13,10 @@ from asyncio import events as _events
 
 from ._core import Future, Handle, Task, TimerHandle
 from ._loop import Loop
+from ._version import __version__
 
 __all__ = ("Loop", "Future", "Task", "Handle", "TimerHandle",
            "new_event_loop", "run", "install", "EventLoopPolicy")
-__version__ = "0.1.0"
 
 # asyncio deprecates event loop policies from 3.14 on (removal in 3.16).
 _POLICIES_DEPRECATED = _sys.version_info >= (3, 14)
