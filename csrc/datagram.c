@@ -712,7 +712,7 @@ dgram_dealloc(tl_dgram *self)
 static PyMethodDef dgram_methods[] = {
     {"sendto", (PyCFunction)(void (*)(void))dgram_sendto,
      METH_FASTCALL | METH_KEYWORDS,
-     "sendto(data, addr=None)\n--\n\n"
+     "sendto($self, data, addr=None)\n--\n\n"
      "Send data to addr (the remote address if the transport has one)."},
     {"_read_ready", (PyCFunction)dgram_read_ready_py, METH_NOARGS,
      "Receive one datagram and hand it to the protocol."},
