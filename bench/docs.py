@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from . import callgrind, micro, report, runner
@@ -161,6 +162,10 @@ def targets(main, also, counts, tls):
         t.append(x)
         x = Target("TLS echo over streams", "instructions per message, tl/uv", 0.80)
         x.add(main.version, tls.get("instr_ratio"))
+        t.append(x)
+    else:
+        x = Target("TLS echo over streams", "no TLS benchmark (bench/tls.py) in this tree", 0.90)
+        x.add(main.version, None)
         t.append(x)
 
     x = Target("Echo servers", "server CPU per message, tl/uv, every row", 1.00)
@@ -365,6 +370,65 @@ def render(main, also, counts, splits, tls, command, started, elapsed):
     return "\n".join(out).rstrip() + "\n"
 
 
+# -- TLS echo ---------------------------------------------------------------------
+
+TLS_BENCH = os.path.join(REPO_ROOT, "bench", "tls.py")
+
+
+def _tls_run(extra):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "tls.json")
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        proc = subprocess.run([sys.executable, "-m", "bench.tls", *extra, "--json", out],
+                              cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.strip().splitlines()[-1:] or ["failed"])
+        with open(out) as f:
+            return json.load(f)["result"], proc.stdout
+
+
+def measure_tls(quick):
+    """python -m bench.tls (TLS echo over streams): CPU per message, and
+    with valgrind the instructions per message.  A dict with the ratios and
+    the Markdown to show, or with the reason it could not run."""
+    _progress("== TLS echo over streams (python -m bench.tls)")
+    reps = ["--reps", "1", "--duration", "0.5"] if quick else ["--reps", "5"]
+    out = {"markdown": ""}
+    try:
+        samples, text = _tls_run(reps)
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired) as exc:
+        out["markdown"] = f"`python -m bench.tls` did not run: {exc}"
+        return out
+    import statistics
+    cpu = {lp: statistics.median(x["user"] + x["sys"] for x in s) for lp, s in samples.items() if s}
+    rate = {lp: statistics.median(x["msgs_per_s"] for x in s) for lp, s in samples.items() if s}
+    loops = [lp for lp in ("asyncio", "uvloop", "turboloop") if lp in cpu]
+    rows = [["server CPU µs per message"] + [report.fmt_num(cpu[lp]) for lp in loops],
+            ["messages per second"] + [report.fmt_num(rate[lp]) for lp in loops]]
+    if "turboloop" in cpu and "uvloop" in cpu:
+        out["cpu_ratio"] = cpu["turboloop"] / cpu["uvloop"]
+    md = [_table(f"TLS echo over streams, `python -m bench.tls {' '.join(reps)}` "
+                 "(median of the runs)", ["figure", *loops], rows)]
+    if shutil.which("valgrind"):
+        try:
+            (counts, splits), _ = _tls_run(["--callgrind", "--loops", "uvloop,turboloop"]
+                                           + (["--msgs", "50"] if quick else []))
+            rows = [[lp, f"{counts[lp]:,.0f}"]
+                    + [f"{splits[lp].get(k, 0):,.0f}" for k in callgrind.SPLIT_KINDS]
+                    for lp in ("uvloop", "turboloop") if lp in counts]
+            md.append(_table("TLS echo over streams: instructions per message under callgrind "
+                             "(`python -m bench.tls --callgrind`)",
+                             ["loop", "instructions", *callgrind.SPLIT_KINDS], rows))
+            if counts.get("uvloop"):
+                out["instr_ratio"] = counts["turboloop"] / counts["uvloop"]
+        except (RuntimeError, OSError, ValueError, KeyError, TypeError,
+                subprocess.TimeoutExpired) as exc:
+            md.append(f"`python -m bench.tls --callgrind` did not run: {exc}")
+    out["markdown"] = "\n\n".join(md)
+    return out
+
+
 # -- running ----------------------------------------------------------------------
 
 
@@ -416,7 +480,7 @@ def main(argv=None):
         counts, splits, _ = callgrind.measure(names, CALLGRIND_LOOPS, sys.executable, ops,
                                               by_object=True)
 
-    tls = None   # see bench/README.md: TLS echo
+    tls = measure_tls(args.quick) if os.path.exists(TLS_BENCH) else None
     elapsed = time.monotonic() - t0
     page = render(main_run, also, counts, splits, tls, command, started, elapsed)
     with open(args.out, "w") as f:
