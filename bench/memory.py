@@ -11,8 +11,10 @@ allocated: the interpreter's allocator, the loop's own C structures, libuv's
 (which tracemalloc does not see), the fd table.  The kernel's socket
 buffers are not in it.
 
-- ``futures``: 100,000 ``loop.create_future()``, pending.
-- ``tasks``: 100,000 tasks, each suspended in ``await`` on one shared future.
+- ``futures``: 100,000 ``loop.create_future()``, pending (and
+  ``sys.getsizeof()`` of one).
+- ``tasks``: 100,000 tasks, each suspended in ``await`` on one shared future
+  (and ``sys.getsizeof()`` of one).
 - ``idle_conns``: 10,000 accepted TCP connections of a ``create_server()``
   with a Protocol that keeps its transport (the client ends are held by a
   helper process).
@@ -23,6 +25,7 @@ buffers are not in it.
 
 import asyncio
 import gc
+import sys
 
 from .scaling import IdleServer
 
@@ -50,9 +53,10 @@ async def futures(count):
     keep = [loop.create_future() for _ in range(count)]
     await _settle()
     after = rss_bytes()
+    size = sys.getsizeof(keep[0])
     for f in keep:
         f.cancel()
-    return before, after
+    return before, after, size
 
 
 async def tasks(count):
@@ -74,9 +78,10 @@ async def tasks(count):
     keep = [loop.create_task(waiter()) for _ in range(count)]
     await _settle()         # every task has started and is suspended
     after = rss_bytes()
+    size = sys.getsizeof(keep[0])
     gate.set_result(None)
     await asyncio.gather(*keep)
-    return before, after
+    return before, after, size
 
 
 async def _idle(kind, count):

@@ -401,7 +401,10 @@ def run_memory(ctx, case, loop):
     if proc.returncode != 0:
         raise RunError(f"exit {proc.returncode}: {_tail(proc.stderr)}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"bytes_per_item": data["bytes_per_item"], "count": data["count"]}
+    out = {"bytes_per_item": data["bytes_per_item"], "count": data["count"]}
+    if "sizeof" in data:
+        out["sizeof"] = data["sizeof"]
+    return out
 
 
 # -- system calls ----------------------------------------------------------------
@@ -723,6 +726,10 @@ def _memory_tables(done, loops, reps_text):
         t.add([f"{case.name}: {what} ({count:,})"]
               + [_cell(results, lp, "bytes_per_item") for lp in loops]
               + _ratio_cells(results, loops, "bytes_per_item"))
+        if any(_stat(results, lp, "sizeof") for lp in loops):
+            t.add([f"{case.name}: sys.getsizeof() of one"]
+                  + [_cell(results, lp, "sizeof", spread=False) for lp in loops]
+                  + _ratio_cells(results, loops, "sizeof"))
     t.notes = _notes(rows, "memory")
     return [t]
 

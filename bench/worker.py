@@ -89,9 +89,12 @@ def main(argv=None):
         fn, default_count, _ = memory.WORKLOADS[args.name]
         count = args.count or default_count
         with asyncio.Runner(loop_factory=factory) as runner:
-            before, after = runner.run(fn(count))
-        print(json.dumps({"count": count, "rss_before": before, "rss_after": after,
-                          "bytes_per_item": (after - before) / count}), flush=True)
+            before, after, *size = runner.run(fn(count))
+        result = {"count": count, "rss_before": before, "rss_after": after,
+                  "bytes_per_item": (after - before) / count}
+        if size:
+            result["sizeof"] = size[0]
+        print(json.dumps(result), flush=True)
         os._exit(0)
 
     if args.cmd == "echo-server":
