@@ -171,6 +171,58 @@ def measure(names, loops, python=sys.executable, ops=None, by_object=False, jobs
     return results, splits, available
 
 
+def _server_count(python, env, loop, client, conns, requests):
+    """Instructions of the streams HTTP server answering `requests`
+    requests under callgrind, and their split."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        srv = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                python, "-m", "bench.worker", "streams-http-server",
+                                "--loop", loop],
+                               cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = srv.stdout.readline().decode()
+            if not line.startswith("READY "):
+                raise RuntimeError(f"{loop} HTTP server did not start under valgrind")
+            proc = subprocess.run([client, "--tcp", f"127.0.0.1:{line.split()[1]}",
+                                   "--conns", str(conns), "--warmup", "0", "--duration", "600",
+                                   "--max-reqs", str(requests)],
+                                  capture_output=True, text=True, timeout=900)
+            done = json.loads(proc.stdout.strip().splitlines()[-1]).get("requests")
+        finally:
+            _, err = srv.communicate(b"", timeout=900)
+        m = re.search(r"Collected\s*:\s*(\d+)", err.decode(errors="replace"))
+        if not m or done != requests:
+            raise RuntimeError(f"{loop}: no instruction count for the HTTP server")
+        return int(m.group(1)), split_by_object(out)
+
+
+def measure_http(loops, python=sys.executable, conns=10, requests=2000):
+    """Instructions per request of the streams HTTP/1.1 keep-alive server
+    (bench/servers.py) on each loop: (counts(3N) - counts(N)) / 2N, so
+    start-up cancels out.  Returns ({loop: count}, {loop: split})."""
+    from . import cbuild
+    client = cbuild.build("http_client")
+    env = _env([os.path.join(REPO_ROOT, "python")])
+    counts, splits = {}, {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        jobs = {(lp, n): pool.submit(_server_count, python, env, lp, client, conns, n)
+                for lp in loops for n in (requests, 3 * requests)}
+        for lp in loops:
+            try:
+                small, s_small = jobs[lp, requests].result()
+                big, s_big = jobs[lp, 3 * requests].result()
+            except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                counts[lp] = "err"
+                continue
+            counts[lp] = (big - small) / (2 * requests)
+            splits[lp] = {k: (s_big.get(k, 0) - s_small.get(k, 0)) / (2 * requests)
+                          for k in set(s_small) | set(s_big)}
+    return counts, splits
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.callgrind", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

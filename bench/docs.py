@@ -240,7 +240,26 @@ def instr_tables(counts, splits, names):
     return "\n\n".join(out)
 
 
-def render(main, also, counts, splits, tls, command, started, elapsed):
+def http_instr_table(http_counts):
+    counts, splits = http_counts
+    rows = []
+    for loop in CALLGRIND_LOOPS:
+        c = counts.get(loop)
+        if not isinstance(c, float):
+            rows.append([loop, str(c)] + [""] * len(callgrind.SPLIT_KINDS))
+            continue
+        sp = splits.get(loop, {})
+        rows.append([loop, f"{c:,.0f}"] + [f"{sp.get(k, 0):,.0f}" for k in callgrind.SPLIT_KINDS])
+    tl, uv = counts.get("turboloop"), counts.get("uvloop")
+    ratio = (f"  tl/uv: {tl / uv:.2f}x." if isinstance(tl, float) and isinstance(uv, float)
+             else "")
+    return (_table("Instructions per request under callgrind, streams-keepalive/c10 "
+                   "(`callgrind.measure_http()`: the server answering 3N and N requests, "
+                   "the difference divided by 2N)",
+                   ["loop", "instructions", *callgrind.SPLIT_KINDS], rows) + "\n\n" + ratio.strip())
+
+
+def render(main, also, counts, splits, tls, command, started, elapsed, http_counts=None):
     by_kind = {}
     for t in main.tables():
         by_kind.setdefault(t.title.split(":")[0], []).append(t)
@@ -319,6 +338,12 @@ def render(main, also, counts, splits, tls, command, started, elapsed):
       "`aiohttp-hello`: aiohttp's hello world under `wrk -t1 -c64`.\n")
     for t in by_kind.get("HTTP", []):
         w(t.markdown())
+        w("")
+    if http_counts:
+        w("User-space instructions per request of the streams server, which do not move "
+          "with the machine's load (kernel time, about half of the CPU time above, is not "
+          "in them):\n")
+        w(http_instr_table(http_counts))
         w("")
 
     w("## System calls per request\n")
@@ -472,17 +497,20 @@ def main(argv=None):
         run.version = python_version(python)
         also.append(run)
 
-    counts, splits = {}, {}
+    counts, splits, http_counts = {}, {}, None
     if not args.no_callgrind and shutil.which("valgrind"):
         _progress("== instruction counts")
         names = list(micro.WORKLOADS)
         ops = 1000 if args.quick else None
         counts, splits, _ = callgrind.measure(names, CALLGRIND_LOOPS, sys.executable, ops,
                                               by_object=True)
+        _progress("== instruction counts, streams HTTP server")
+        http_counts = callgrind.measure_http(CALLGRIND_LOOPS, sys.executable,
+                                             requests=300 if args.quick else 2000)
 
     tls = measure_tls(args.quick) if os.path.exists(TLS_BENCH) else None
     elapsed = time.monotonic() - t0
-    page = render(main_run, also, counts, splits, tls, command, started, elapsed)
+    page = render(main_run, also, counts, splits, tls, command, started, elapsed, http_counts)
     with open(args.out, "w") as f:
         f.write(page)
     if args.json:
