@@ -341,8 +341,8 @@ def render(main, also, counts, splits, tls, command, started, elapsed, http_coun
         w("")
     if http_counts:
         w("User-space instructions per request of the streams server, which do not move "
-          "with the machine's load (kernel time, about half of the CPU time above, is not "
-          "in them):\n")
+          "with the machine's load (the kernel's share of the CPU time above is not in "
+          "them):\n")
         w(http_instr_table(http_counts))
         w("")
 
