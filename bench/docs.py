@@ -259,7 +259,34 @@ def http_instr_table(http_counts):
                    ["loop", "instructions", *callgrind.SPLIT_KINDS], rows) + "\n\n" + ratio.strip())
 
 
-def render(main, also, counts, splits, tls, command, started, elapsed, http_counts=None):
+def memory_breakdown(kind, count):
+    env = dict(os.environ, PYTHONHASHSEED="0",
+               PYTHONPATH=os.pathsep.join([REPO_ROOT, os.path.join(REPO_ROOT, "python")]
+                                          + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.run([sys.executable, "-m", "bench.worker", "rss-breakdown", kind,
+                           "--loop", "turboloop", "--count", str(count)],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1]) | {"count": count}
+
+
+def breakdown_tables(breakdown):
+    out = []
+    for kind, data in breakdown.items():
+        if not data:
+            continue
+        rows = [[f"`{where}`", f"`{code[:70]}`", f"{size:,.0f}", f"{objs:.2f}"]
+                for where, code, size, objs in data["rows"]]
+        out.append(_table(f"turboloop, {kind} server, {data['count']:,} idle connections: "
+                          f"{data['total']:,.0f} bytes per connection through the interpreter's "
+                          "allocator, by the line that allocated them (largest first)",
+                          ["where", "code", "bytes/conn", "objects/conn"], rows))
+    return "\n\n".join(out)
+
+
+def render(main, also, counts, splits, tls, command, started, elapsed, http_counts=None,
+           breakdown=None):
     by_kind = {}
     for t in main.tables():
         by_kind.setdefault(t.title.split(":")[0], []).append(t)
@@ -367,6 +394,17 @@ def render(main, also, counts, splits, tls, command, started, elapsed, http_coun
       "the idle connections are held by another process.\n")
     for t in by_kind.get("Memory", []):
         w(t.markdown())
+        w("")
+    if breakdown:
+        w("Where an idle connection's memory goes, as tracemalloc sees it "
+          "(`python -m bench.worker rss-breakdown KIND --loop turboloop`): every Python "
+          "object and turboloop's C objects, not what the loop allocates with malloc (its fd "
+          "table and its ready queue).  `SocketTransport` covers "
+          "the transport and the copy of the context its callbacks run in; the socket "
+          "object, the peer's address and the weak references of `loop._transports` (and, "
+          "from 3.13, of the server's set of clients) are made by asyncio's accept code, as "
+          "under asyncio.\n")
+        w(breakdown_tables(breakdown))
         w("")
 
     w("## Scaling\n")
@@ -508,9 +546,13 @@ def main(argv=None):
         http_counts = callgrind.measure_http(CALLGRIND_LOOPS, sys.executable,
                                              requests=300 if args.quick else 2000)
 
+    _progress("== where an idle connection's memory goes")
+    breakdown = {kind: memory_breakdown(kind, 1000 if args.quick else 10_000)
+                 for kind in ("protocol", "streams")}
     tls = measure_tls(args.quick) if os.path.exists(TLS_BENCH) else None
     elapsed = time.monotonic() - t0
-    page = render(main_run, also, counts, splits, tls, command, started, elapsed, http_counts)
+    page = render(main_run, also, counts, splits, tls, command, started, elapsed, http_counts,
+                  breakdown)
     with open(args.out, "w") as f:
         f.write(page)
     if args.json:

@@ -108,6 +108,46 @@ async def idle_streams(count):
     return await _idle("streams", count)
 
 
+async def breakdown(kind, count, top=12):
+    """Where the memory of idle connections goes, as tracemalloc sees it:
+    (bytes, objects) per connection by the line that allocated them, most
+    first.  tracemalloc sees the interpreter's allocator (every Python
+    object, turboloop's C objects included) but not plain malloc (libuv's
+    handles, the loop's fd table and ready queue)."""
+    import linecache
+    import tracemalloc
+    warm = IdleServer(kind)
+    await warm.start(200)
+    await _settle()
+    tracemalloc.start(1)
+    before = tracemalloc.take_snapshot()
+    server = IdleServer(kind)
+    await server.start(count)
+    await _settle()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    await server.stop()
+    await warm.stop()
+    rows = []
+    for stat in after.compare_to(before, "lineno"):
+        if stat.size_diff <= 0:
+            continue
+        frame = stat.traceback[0]
+        where = f"{_short(frame.filename)}:{frame.lineno}"
+        code = linecache.getline(frame.filename, frame.lineno).strip()
+        rows.append((where, code, stat.size_diff / count, stat.count_diff / count))
+    rows.sort(key=lambda r: -r[2])
+    total = sum(r[2] for r in rows)
+    return {"total": total, "rows": rows[:top]}
+
+
+def _short(path):
+    for marker in ("/asyncio/", "/turboloop/", "/bench/"):
+        if marker in path:
+            return marker.strip("/") + "/" + path.split(marker, 1)[1]
+    return path.rsplit("/", 1)[-1]
+
+
 # name -> (coroutine function, count, what one item is)
 WORKLOADS = {
     "futures": (futures, 100_000, "a pending Future"),

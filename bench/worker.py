@@ -59,6 +59,10 @@ def main(argv=None):
     p.add_argument("name", choices=sorted(memory.WORKLOADS))
     p.add_argument("--loop", required=True)
     p.add_argument("--count", type=int)
+    p = sub.add_parser("rss-breakdown")
+    p.add_argument("kind", choices=("protocol", "streams"))
+    p.add_argument("--loop", required=True)
+    p.add_argument("--count", type=int, default=5000)
     p = sub.add_parser("echo-server")
     p.add_argument("--loop", required=True)
     p.add_argument("--mode", required=True, choices=servers.MODES)
@@ -94,6 +98,12 @@ def main(argv=None):
                   "bytes_per_item": (after - before) / count}
         if size:
             result["sizeof"] = size[0]
+        print(json.dumps(result), flush=True)
+        os._exit(0)
+
+    if args.cmd == "rss-breakdown":
+        with asyncio.Runner(loop_factory=factory) as runner:
+            result = runner.run(memory.breakdown(args.kind, args.count))
         print(json.dumps(result), flush=True)
         os._exit(0)
 
