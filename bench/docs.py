@@ -401,9 +401,9 @@ def render(main, also, counts, splits, tls, command, started, elapsed, http_coun
           "object and turboloop's C objects, not what the loop allocates with malloc (its fd "
           "table and its ready queue).  `SocketTransport` covers "
           "the transport and the copy of the context its callbacks run in; the socket "
-          "object, the peer's address and the weak references of `loop._transports` (and, "
-          "from 3.13, of the server's set of clients) are made by asyncio's accept code, as "
-          "under asyncio.\n")
+          "object and the peer's address come from asyncio's accept code, and the weak "
+          "references in `loop._transports` and (from 3.13) in the server's set of clients "
+          "are the bookkeeping asyncio's selector loop does too.\n")
         w(breakdown_tables(breakdown))
         w("")
 
