@@ -9,9 +9,13 @@
 #if defined(__linux__)
 #  define TL_HAVE_EPOLL 1
 #  define TL_HAVE_EVENTFD 1
+/* Unix socket addresses starting with a NUL byte name the abstract
+ * namespace (the socket module gives them as bytes). */
+#  define TL_HAVE_ABSTRACT_UNIX 1
 #else
 #  define TL_HAVE_EPOLL 0
 #  define TL_HAVE_EVENTFD 0
+#  define TL_HAVE_ABSTRACT_UNIX 0
 #endif
 
 /* poll(2) is available on every POSIX system we build on. */

@@ -121,10 +121,8 @@ dgram_make_addr(const struct sockaddr_storage *sa, socklen_t len)
         const struct sockaddr_un *a = (const struct sockaddr_un *)sa;
         size_t n = len > offsetof(struct sockaddr_un, sun_path)
                    ? len - offsetof(struct sockaddr_un, sun_path) : 0;
-#ifdef __linux__
-        if (n > 0 && a->sun_path[0] == '\0')    /* abstract namespace */
+        if (TL_HAVE_ABSTRACT_UNIX && n > 0 && a->sun_path[0] == '\0')
             return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n);
-#endif
         return PyUnicode_DecodeFSDefaultAndSize(
             a->sun_path, (Py_ssize_t)strnlen(a->sun_path, n));
     }
