@@ -564,3 +564,32 @@ def test_io_is_not_starved_by_callbacks_that_reschedule(kind, loop, socks):
     assert got[0][0] <= 3
     assert got[1][0] - got[0][0] <= 4
     loop.close()
+
+
+def test_order_of_callbacks_queued_by_an_io_callback(kind, loop, socks):
+    # What a reader callback queues runs in the order asyncio gives it: the
+    # call_soon()s in order, then a timer due by then, then what those
+    # callbacks queue in turn.
+    a, b = socks
+    order = []
+
+    def record(name, then=None):
+        def cb():
+            order.append(name)
+            if then is not None:
+                loop.call_soon(then)
+        return cb
+
+    def on_readable():
+        a.recv(100)
+        order.append("reader")
+        loop.remove_reader(a)
+        loop.call_soon(record("soon-1", then=record("from-soon-1")))
+        loop.call_later(0, record("timer-0"))
+        loop.call_soon(record("soon-2", then=loop.stop))
+
+    loop.add_reader(a, on_readable)
+    b.send(b"x")
+    loop.run_forever()
+    assert order == ["reader", "soon-1", "soon-2", "timer-0", "from-soon-1"]
+    loop.close()
