@@ -769,10 +769,21 @@ transport_write(tl_transport *self, PyObject *data)
             return NULL;
         }
     }
-    chunk = transport_chunk(data, &view, sent);
-    PyBuffer_Release(&view);
-    if (chunk == NULL || transport_queue(self, chunk) < 0)
-        return NULL;
+    if (sent > 0 && self->wq_len == 0 && PyBytes_CheckExact(data)) {
+        /* The rest of a bytes object heads the queue: keep the object and
+         * where the rest starts rather than copy the rest. */
+        PyBuffer_Release(&view);
+        if (transport_queue(self, Py_NewRef(data)) < 0)
+            return NULL;
+        self->wq_off = sent;
+        self->wsize -= sent;
+    }
+    else {
+        chunk = transport_chunk(data, &view, sent);
+        PyBuffer_Release(&view);
+        if (chunk == NULL || transport_queue(self, chunk) < 0)
+            return NULL;
+    }
     if (transport_maybe_pause_protocol(self) < 0)
         return NULL;
     Py_RETURN_NONE;

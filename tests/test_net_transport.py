@@ -390,6 +390,33 @@ def test_write_eof(loop, closing, proto_cls, family):
     loop.close()
 
 
+def test_partial_write_of_bytes_then_more(loop, closing, family):
+    # Part of a large bytes object goes out at once and the rest waits;
+    # what is written behind it (a bytearray changed afterwards) follows it
+    # as it was when written.
+    first = bytes(range(256)) * (BIG // 256)
+    second = bytearray(b"tail" * 1000)
+
+    async def main():
+        transport, proto, peer = await connect(loop, closing, lambda: Recorder(loop), family)
+        transport.set_write_buffer_limits(high=BIG * 4)
+        transport.write(first)
+        queued = transport.get_write_buffer_size()
+        assert 0 < queued < len(first)
+        transport.write(second)
+        assert transport.get_write_buffer_size() == queued + len(second)
+        second[:4] = b"XXXX"
+        transport.write_eof()
+        data = await recv_all(loop, peer)
+        assert transport.get_write_buffer_size() == 0
+        transport.close()
+        await proto.lost
+        return data
+
+    assert loop.run_until_complete(main()) == first + b"tail" * 1000
+    loop.close()
+
+
 def test_write_eof_waits_for_buffer(loop, closing):
     payload = bytes(range(256)) * (BIG // 256)
 
