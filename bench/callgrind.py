@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 
-from . import micro
+from . import micro, scaling
+
+TIMED = {**micro.WORKLOADS, **scaling.WORKLOADS}
 from .loops import LOOPS
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +116,114 @@ def count(python, env, workload, loop, ops, warmup_ops, by_object=False):
         return int(m.group(1)), done
 
 
+def measure(names, loops, python=sys.executable, ops=None, by_object=False, jobs=None):
+    """Instructions per operation of each workload on each loop.
+
+    Returns (results, splits, available): results[name, loop] is a float,
+    "n/a" or "err"; splits[name, loop] the split by object (by_object);
+    available[loop] is None or why the loop cannot be imported."""
+    jobs_n = jobs or os.cpu_count() or 1
+    env = _env([])
+    available = {}
+    for loop in loops:
+        ok, why = _importable(python, env, loop)
+        if not ok and loop.startswith("turboloop"):
+            in_tree = _env([os.path.join(REPO_ROOT, "python")])
+            ok, why2 = _importable(python, in_tree, loop)
+            if ok:
+                env = in_tree
+            why = why2 or why
+        available[loop] = None if ok else why
+
+    pending = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs_n)) as pool:
+        for name in names:
+            n = ops or max(1000, TIMED[name][1] // 20)
+            warmup = max(1, n // 10)
+            for loop in loops:
+                if available[loop] is None:
+                    for count_ops in (n, 2 * n):
+                        pending[name, loop, count_ops] = pool.submit(count, python, env, name,
+                                                            loop, count_ops, warmup, by_object)
+        results = {}
+        splits = {}
+        for name in names:
+            n = ops or max(1000, TIMED[name][1] // 20)
+            for loop in loops:
+                if available[loop] is not None:
+                    results[name, loop] = "n/a"
+                    continue
+                try:
+                    small, small_ops, *small_split = pending[name, loop, n].result()
+                    big, big_ops, *big_split = pending[name, loop, 2 * n].result()
+                except (RuntimeError, ValueError, KeyError) as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    results[name, loop] = "err"
+                    continue
+                # Divide by the operations the workload actually ran: some
+                # round N (sleep0 runs whole tasks of 200 sleeps).
+                results[name, loop] = (big - small) / (big_ops - small_ops)
+                if by_object:
+                    kinds = set(small_split[0]) | set(big_split[0])
+                    splits[name, loop] = {
+                        k: (big_split[0].get(k, 0) - small_split[0].get(k, 0))
+                        / (big_ops - small_ops) for k in kinds}
+
+    return results, splits, available
+
+
+def _server_count(python, env, loop, client, conns, requests):
+    """Instructions of the streams HTTP server answering `requests`
+    requests under callgrind, and their split."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        srv = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                python, "-m", "bench.worker", "streams-http-server",
+                                "--loop", loop],
+                               cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = srv.stdout.readline().decode()
+            if not line.startswith("READY "):
+                raise RuntimeError(f"{loop} HTTP server did not start under valgrind")
+            proc = subprocess.run([client, "--tcp", f"127.0.0.1:{line.split()[1]}",
+                                   "--conns", str(conns), "--warmup", "0", "--duration", "600",
+                                   "--max-reqs", str(requests)],
+                                  capture_output=True, text=True, timeout=900)
+            done = json.loads(proc.stdout.strip().splitlines()[-1]).get("requests")
+        finally:
+            _, err = srv.communicate(b"", timeout=900)
+        m = re.search(r"Collected\s*:\s*(\d+)", err.decode(errors="replace"))
+        if not m or done != requests:
+            raise RuntimeError(f"{loop}: no instruction count for the HTTP server")
+        return int(m.group(1)), split_by_object(out)
+
+
+def measure_http(loops, python=sys.executable, conns=10, requests=2000):
+    """Instructions per request of the streams HTTP/1.1 keep-alive server
+    (bench/servers.py) on each loop: (counts(3N) - counts(N)) / 2N, so
+    start-up cancels out.  Returns ({loop: count}, {loop: split})."""
+    from . import cbuild
+    client = cbuild.build("http_client")
+    env = _env([os.path.join(REPO_ROOT, "python")])
+    counts, splits = {}, {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        jobs = {(lp, n): pool.submit(_server_count, python, env, lp, client, conns, n)
+                for lp in loops for n in (requests, 3 * requests)}
+        for lp in loops:
+            try:
+                small, s_small = jobs[lp, requests].result()
+                big, s_big = jobs[lp, 3 * requests].result()
+            except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                counts[lp] = "err"
+                continue
+            counts[lp] = (big - small) / (2 * requests)
+            splits[lp] = {k: (s_big.get(k, 0) - s_small.get(k, 0)) / (2 * requests)
+                          for k in set(s_small) | set(s_big)}
+    return counts, splits
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.callgrind", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,56 +249,12 @@ def main(argv=None):
         return 2
     names = list(micro.WORKLOADS) if args.workload == "all" else args.workload.split(",")
     for name in names:
-        if name not in micro.WORKLOADS:
+        if name not in TIMED:
             p.error(f"unknown workload {name!r}")
     loops = [s for s in args.loops.split(",") if s]
 
-    env = _env([])
-    available = {}
-    for loop in loops:
-        ok, why = _importable(args.python, env, loop)
-        if not ok and loop.startswith("turboloop"):
-            in_tree = _env([os.path.join(REPO_ROOT, "python")])
-            ok, why2 = _importable(args.python, in_tree, loop)
-            if ok:
-                env = in_tree
-            why = why2 or why
-        available[loop] = None if ok else why
-
-    jobs = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for name in names:
-            n = args.ops or max(1000, micro.WORKLOADS[name][1] // 20)
-            warmup = max(1, n // 10)
-            for loop in loops:
-                if available[loop] is None:
-                    for ops in (n, 2 * n):
-                        jobs[name, loop, ops] = pool.submit(count, args.python, env, name,
-                                                            loop, ops, warmup, args.by_object)
-        results = {}
-        splits = {}
-        for name in names:
-            n = args.ops or max(1000, micro.WORKLOADS[name][1] // 20)
-            for loop in loops:
-                if available[loop] is not None:
-                    results[name, loop] = "n/a"
-                    continue
-                try:
-                    small, small_ops, *small_split = jobs[name, loop, n].result()
-                    big, big_ops, *big_split = jobs[name, loop, 2 * n].result()
-                except (RuntimeError, ValueError, KeyError) as exc:
-                    print(f"error: {exc}", file=sys.stderr)
-                    results[name, loop] = "err"
-                    continue
-                # Divide by the operations the workload actually ran: some
-                # round N (sleep0 runs whole tasks of 200 sleeps).
-                results[name, loop] = (big - small) / (big_ops - small_ops)
-                if args.by_object:
-                    kinds = set(small_split[0]) | set(big_split[0])
-                    splits[name, loop] = {
-                        k: (big_split[0].get(k, 0) - small_split[0].get(k, 0))
-                        / (big_ops - small_ops) for k in kinds}
-
+    results, splits, available = measure(names, loops, args.python, args.ops,
+                                         args.by_object, args.jobs)
     # turboloop against uvloop first, as in python -m bench's tables; and
     # what turboloop's profiler costs, when turboloop-prof is measured too.
     bases = [(b, label) for b, label in (("uvloop", "tl/uv"), ("asyncio", "tl/aio"))

@@ -9,6 +9,24 @@ is a cost per operation.  What one operation is, for each workload, is in
 
 import asyncio
 import threading
+import time
+
+
+class Clock:
+    """Where the measured part of a workload starts.  The worker starts it
+    before calling the workload; a workload with set-up to leave out of the
+    figures (a heap of pending timers, idle connections) restarts it once
+    that set-up is done."""
+
+    def __init__(self):
+        self.restart()
+
+    def restart(self):
+        self.wall0 = time.perf_counter_ns()
+        self.cpu0 = time.process_time_ns()
+
+
+CLOCK = Clock()
 
 
 async def _noop():
@@ -222,6 +240,151 @@ async def udp_pingpong(n):
     return n
 
 
+async def lock_contention(n):
+    # 1,000 tasks take turns holding one asyncio.Lock across a suspension,
+    # so every acquire but the first waits: one operation is one acquire
+    # (a waiter future, a wake-up) and one release.
+    lock = asyncio.Lock()
+    ntasks = 1000
+    per_task = max(1, n // ntasks)
+
+    async def worker():
+        for _ in range(per_task):
+            async with lock:
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*[worker() for _ in range(ntasks)])
+    return ntasks * per_task
+
+
+async def event_wakeup(n):
+    # 1,000 tasks wait on an Event; it is set, they all wake and wait on the
+    # next one.  One operation is one waiter woken.
+    ntasks = 1000
+    rounds = max(1, n // ntasks)
+    events = [asyncio.Event() for _ in range(rounds)]
+
+    async def waiter():
+        for ev in events:
+            await ev.wait()
+
+    tasks = [asyncio.ensure_future(waiter()) for _ in range(ntasks)]
+    for ev in events:
+        await asyncio.sleep(0)      # the waiters reach ev.wait()
+        ev.set()
+    await asyncio.gather(*tasks)
+    return ntasks * rounds
+
+
+async def condition_notify(n):
+    # 1,000 tasks wait on a Condition; notify_all() wakes them and each
+    # takes the condition's lock in turn.  One operation is one waiter woken
+    # and through the lock.
+    ntasks = 1000
+    rounds = max(1, n // ntasks)
+    cond = asyncio.Condition()
+    state = {"round": 0}
+
+    async def waiter():
+        for r in range(1, rounds + 1):
+            async with cond:
+                while state["round"] < r:
+                    await cond.wait()
+
+    tasks = [asyncio.ensure_future(waiter()) for _ in range(ntasks)]
+    for r in range(1, rounds + 1):
+        # Every waiter is back in cond.wait() once the lock is free again
+        # and a pass of the loop has run.
+        await asyncio.sleep(0)
+        async with cond:
+            state["round"] = r
+            cond.notify_all()
+    await asyncio.gather(*tasks)
+    return ntasks * rounds
+
+
+def _never():
+    pass
+
+
+async def timer_rearm(n):
+    # Keep-alive timers as servers keep them: 10,000 connections each with a
+    # timeout a minute away, and every request on a connection cancels its
+    # timer and arms a new one.  One operation is one cancel() and one
+    # call_later(); the loop runs an iteration every 100 operations, so
+    # cancelled timers are dropped as they would be in a server.
+    loop = asyncio.get_running_loop()
+    conns = 10_000
+    handles = [loop.call_later(60, _never) for _ in range(conns)]
+    CLOCK.restart()
+    for i in range(n):
+        j = i % conns
+        handles[j].cancel()
+        handles[j] = loop.call_later(60, _never)
+        if i % 100 == 99:
+            await asyncio.sleep(0)
+    for h in handles:
+        h.cancel()
+    return n
+
+
+async def timeout_fast(n):
+    # asyncio.timeout() around an await that finishes at once: a timer armed
+    # and cancelled, and the task's cancellation bookkeeping, per operation.
+    for _ in range(n):
+        async with asyncio.timeout(10):
+            await asyncio.sleep(0)
+    return n
+
+
+async def taskgroup_100k(n):
+    # One TaskGroup with all N children (100,000 by default) at once.
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(_noop())
+    return n
+
+
+async def executor_roundtrip(n):
+    # await loop.run_in_executor(None, f) for a function that returns at
+    # once: the hand-off to the default executor's thread and back through
+    # call_soon_threadsafe.  CPU time includes the worker thread.
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, int)   # start the executor's thread
+    CLOCK.restart()
+    for _ in range(n):
+        await loop.run_in_executor(None, int)
+    return n
+
+
+async def threadsafe_4threads(n):
+    # Four threads submit callbacks with call_soon_threadsafe() at once.
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    nthreads = 4
+    per_thread = max(1, n // nthreads)
+    total = per_thread * nthreads
+    count = 0
+
+    def callback():
+        nonlocal count
+        count += 1
+        if count == total:
+            done.set_result(None)
+
+    def submit():
+        for _ in range(per_thread):
+            loop.call_soon_threadsafe(callback)
+
+    threads = [threading.Thread(target=submit) for _ in range(nthreads)]
+    for t in threads:
+        t.start()
+    await done
+    for t in threads:
+        t.join()
+    return total
+
+
 # name -> (coroutine function, default N, what one operation is)
 WORKLOADS = {
     "call_soon_chain": (call_soon_chain, 200_000,
@@ -248,4 +411,20 @@ WORKLOADS = {
                   "one child task of a TaskGroup (fan-out 100) in asyncio.timeout()"),
     "udp_pingpong": (udp_pingpong, 20_000,
                      "one round trip of a 64-byte datagram between two endpoints on loopback"),
+    "lock_contention": (lock_contention, 100_000,
+                        "one acquire and release of a Lock 1,000 tasks contend for"),
+    "event_wakeup": (event_wakeup, 200_000,
+                     "one of 1,000 tasks waiting on an Event woken by set()"),
+    "condition_notify": (condition_notify, 100_000,
+                         "one of 1,000 tasks waiting on a Condition woken by notify_all()"),
+    "timer_rearm": (timer_rearm, 200_000,
+                    "one keep-alive timer re-armed (cancel + call_later) among 10,000"),
+    "timeout_fast": (timeout_fast, 100_000,
+                     "one `async with asyncio.timeout(10): await asyncio.sleep(0)`"),
+    "taskgroup_100k": (taskgroup_100k, 100_000,
+                       "one child of a single TaskGroup of 100,000"),
+    "executor_roundtrip": (executor_roundtrip, 20_000,
+                           "one `await loop.run_in_executor(None, f)` round trip"),
+    "threadsafe_4threads": (threadsafe_4threads, 100_000,
+                            "one call_soon_threadsafe from one of 4 threads"),
 }

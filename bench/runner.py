@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from . import cbuild, micro, proc, report
+from . import cbuild, memory, micro, proc, report, scaling, syscalls
 from .loops import LOOPS
 from .servers import MODES, UNSUPPORTED_EXIT
 from .worker import LOOP_UNAVAILABLE_EXIT
@@ -144,8 +144,11 @@ class Context:
 # -- micro -----------------------------------------------------------------
 
 def run_micro(ctx, case, loop):
-    cmd = [ctx.python, "-m", "bench.worker", case.kind, case.params["workload"],
+    kind = "proc" if case.kind == "proc" else "micro"
+    cmd = [ctx.python, "-m", "bench.worker", kind, case.params["workload"],
            "--loop", loop, "--ops", str(case.params["ops"])]
+    if "warmup_ops" in case.params:
+        cmd += ["--warmup-ops", str(case.params["warmup_ops"])]
     try:
         proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ctx.env, capture_output=True,
                               text=True, timeout=300)
@@ -305,7 +308,47 @@ def _wrk_ms(text):
     return float(text)
 
 
+def run_streams_http(ctx, case, loop):
+    """The streams HTTP/1.1 keep-alive server under bench/c/http_client.c:
+    requests per second, latency, and the server's CPU per request."""
+    client = ctx.binary("http_client")
+    cmd = [ctx.python, "-m", "bench.worker", "streams-http-server", "--loop", loop]
+    server = Server(ctx, cmd, f"{loop} streams HTTP server")
+    try:
+        ccmd = [client, "--tcp", f"127.0.0.1:{server.address}",
+                "--conns", str(case.params["conns"]), "--warmup", str(ctx.args.warmup),
+                "--duration", str(ctx.args.http_duration), "--max-reqs", str(ctx.args.max_msgs),
+                "--server-pid", str(server.proc.pid)]
+        limit = ctx.args.warmup + ctx.args.http_duration + 30
+        try:
+            proc = subprocess.run(ccmd, capture_output=True, text=True, timeout=limit,
+                                  preexec_fn=ctx.pin("client"))
+        except subprocess.TimeoutExpired:
+            raise RunError(f"http client timed out after {limit:.0f} s") from None
+        server.check_alive()
+        try:
+            data = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise RunError(f"http client: exit {proc.returncode}: "
+                           f"{_tail(proc.stdout + proc.stderr)}") from None
+        if "error" in data:
+            raise RunError(f"http client: {data['error']}")
+    finally:
+        server.stop()
+    reqs = data["requests"]
+    if not reqs:
+        raise RunError("no request was answered")
+    res = {"req_per_s": data["req_per_s"], "p50_ms": data["p50_us"] / 1e3,
+           "p99_ms": data["p99_us"] / 1e3}
+    if "clk_tck" in data:
+        ticks = data["server_utime_ticks"] + data["server_stime_ticks"]
+        res["cpu_us_per_req"] = ticks * 1e6 / data["clk_tck"] / reqs
+    return res
+
+
 def run_http(ctx, case, loop):
+    if case.params.get("server") == "streams":
+        return run_streams_http(ctx, case, loop)
     wrk = shutil.which("wrk")
     if not wrk:
         raise NotAvailable("wrk is not installed (apt-get install wrk)")
@@ -343,9 +386,72 @@ def run_http(ctx, case, loop):
     return res
 
 
+# -- memory ------------------------------------------------------------------
+
+def run_memory(ctx, case, loop):
+    cmd = [ctx.python, "-m", "bench.worker", "rss", case.params["workload"], "--loop", loop]
+    if case.params.get("count"):
+        cmd += ["--count", str(case.params["count"])]
+    try:
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ctx.env, capture_output=True,
+                              text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise RunError("timed out after 300 s") from None
+    if proc.returncode == LOOP_UNAVAILABLE_EXIT:
+        raise NotAvailable(_tail(proc.stdout, 1))
+    if proc.returncode != 0:
+        raise RunError(f"exit {proc.returncode}: {_tail(proc.stderr)}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = {"bytes_per_item": data["bytes_per_item"], "count": data["count"]}
+    if "sizeof" in data:
+        out["sizeof"] = data["sizeof"]
+    return out
+
+
+# -- system calls ----------------------------------------------------------------
+
+def run_syscalls(ctx, case, loop):
+    client = ctx.binary("http_client")
+    cmd = [ctx.python, "-m", "bench.worker", "streams-http-server", "--loop", loop]
+    server = Server(ctx, cmd, f"{loop} streams HTTP server")
+    requests = case.params["requests"]
+    conns = str(case.params["conns"])
+    target = f"127.0.0.1:{server.address}"
+
+    def load(count=None, seconds=0.3):
+        ccmd = [client, "--tcp", target, "--conns", conns, "--warmup", "0"]
+        ccmd += (["--duration", "600", "--max-reqs", str(count)] if count
+                 else ["--duration", str(seconds)])
+        proc = subprocess.run(ccmd, capture_output=True, text=True, timeout=660,
+                              preexec_fn=ctx.pin("client"))
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        if "error" in data:
+            raise RunError(f"http client: {data['error']}")
+        return data
+
+    try:
+        load()      # warm-up, with connections of its own
+        try:
+            if case.params["counter"] == "perf":
+                data, calls = syscalls.measure_perf(server.proc.pid, lambda: load(requests))
+            else:
+                data, calls = syscalls.measure(server.proc.pid, lambda: load(requests),
+                                               ctx.tmpdir)
+        except syscalls.Unavailable as exc:
+            raise NotAvailable(str(exc)) from None
+        server.check_alive()
+    finally:
+        server.stop()
+    if data["requests"] != requests:
+        raise RunError(f"{data['requests']} requests answered instead of {requests}")
+    return syscalls.group(calls, requests)
+
+
 RUNNERS = {"micro": run_micro, "echo": run_echo, "http": run_http,
-           # child processes: the same worker protocol as micro
-           "proc": run_micro}
+           # scaling and child processes: the same worker protocol as micro
+           "scaling": run_micro, "proc": run_micro,
+           "memory": run_memory, "syscalls": run_syscalls}
+SUITES = ("micro", "echo", "http", "scaling", "memory", "syscalls", "proc")
 
 
 # -- planning and running ----------------------------------------------------
@@ -365,11 +471,30 @@ def build_cases(args, loops):
             cases.append(Case("echo", name, {"mode": mode, "transport": tr, "size": size,
                                               "conns": conns}, loops + [C_FLOOR]))
     if "http" in args.suites:
+        for conns in (10, 64):
+            cases.append(Case("http", f"streams-keepalive/c{conns}",
+                              {"server": "streams", "conns": conns}, loops))
         cases.append(Case("http", "aiohttp-hello/c64", {"conns": 64}, loops))
     if "proc" in args.suites:
         for name, (_, default_ops, _) in proc.WORKLOADS.items():
             ops = max(10, int(default_ops * (0.1 if args.quick else 1)))
             cases.append(Case("proc", name, {"workload": name, "ops": ops}, loops))
+    if "scaling" in args.suites:
+        for name, (_, default_ops, _) in scaling.WORKLOADS.items():
+            ops = max(1000, int(default_ops * (0.1 if args.quick else 1)))
+            cases.append(Case("scaling", name, {"workload": name, "ops": ops,
+                                                "warmup_ops": 0}, loops))
+    if "memory" in args.suites:
+        for name, (_, count, _) in memory.WORKLOADS.items():
+            cases.append(Case("memory", name, {"workload": name,
+                                               "count": count // 10 if args.quick else count},
+                              loops))
+    if "syscalls" in args.suites:
+        for counter, requests in (("strace", 20_000), ("perf", 100_000)):
+            cases.append(Case("syscalls", f"{counter}/streams-keepalive/c10",
+                              {"conns": 10, "counter": counter,
+                               "requests": requests // 10 if args.quick else requests},
+                              loops))
     if args.filter:
         def wanted(case):
             for pat in args.filter:
@@ -392,6 +517,12 @@ def _headline(case, sample):
         return _proc_headline(case.name, sample)
     if case.kind == "micro":
         return f"{sample['wall_ns_per_op']:.0f} ns/op"
+    if case.kind == "scaling":
+        return f"{sample['cpu_ns_per_op']:.0f} ns cpu/op"
+    if case.kind == "memory":
+        return f"{sample['bytes_per_item']:,.0f} bytes/item"
+    if case.kind == "syscalls":
+        return f"{sample['poll']:.3f} polls/req, {sample['total']:.2f} calls/req"
     if case.kind == "echo":
         cpu = sample.get("cpu_us_per_msg")
         cpu_text = f", {cpu:.1f} us cpu/msg" if cpu is not None else ""
@@ -589,7 +720,9 @@ def build_tables(done, loops, reps_text):
     tables += _proc_table(done, loops, reps_text)
     http_rows = [(c, r) for c, r in done if c.kind == "http"]
     if http_rows:
-        t = report.Table(f"HTTP: aiohttp hello world under wrk ({reps_text('http')})",
+        t = report.Table("HTTP: the streams keep-alive server under bench/c/http_client "
+                         "(streams-keepalive), aiohttp hello world under wrk (aiohttp-hello) "
+                         f"({reps_text('http')})",
                          ["metric", *loops, *ratio_h])
         for case, results in http_rows:
             t.add([f"{case.name} requests/s"] + [_cell(results, lp, "req_per_s") for lp in loops]
@@ -605,6 +738,77 @@ def build_tables(done, loops, reps_text):
                   + [""] * len(ratio_h))
         notes = _notes(done, "http")
         t.notes = notes
+        tables.append(t)
+    tables += _scaling_tables(done, loops, reps_text)
+    tables += _memory_tables(done, loops, reps_text)
+    tables += _syscall_tables(done, loops, reps_text)
+    return tables
+
+
+SCALING_TITLES = {
+    "timer_fire": ("Scaling: process CPU ns per timer fired (call_later(0)) with N timers "
+                   "pending", "pending timers"),
+    "idle_conns": ("Scaling: process CPU ns per 64-byte round trip with N idle connections "
+                   "open", "idle connections"),
+}
+
+
+def _scaling_tables(done, loops, reps_text):
+    ratio_h = _ratio_headers(loops)
+    tables = []
+    for prefix, (title, what) in SCALING_TITLES.items():
+        rows = [(c, r) for c, r in done if c.kind == "scaling"
+                and c.name.startswith(prefix + "@")]
+        if not rows:
+            continue
+        t = report.Table(f"{title} ({reps_text('scaling')})", [what, *loops, *ratio_h])
+        for case, results in rows:
+            t.add([f"{int(case.name.split('@')[1]):,}"]
+                  + [_cell(results, lp, "cpu_ns_per_op") for lp in loops]
+                  + _ratio_cells(results, loops, "cpu_ns_per_op"))
+        t.notes = _notes([(c, r) for c, r in rows], "scaling")
+        tables.append(t)
+    return tables
+
+
+def _memory_tables(done, loops, reps_text):
+    rows = [(c, r) for c, r in done if c.kind == "memory"]
+    if not rows:
+        return []
+    t = report.Table(f"Memory: resident bytes per item, lower is better ({reps_text('memory')})",
+                     ["item (count)", *loops, *_ratio_headers(loops)])
+    for case, results in rows:
+        _, count, what = memory.WORKLOADS[case.params["workload"]]
+        count = case.params.get("count") or count
+        t.add([f"{case.name}: {what} ({count:,})"]
+              + [_cell(results, lp, "bytes_per_item") for lp in loops]
+              + _ratio_cells(results, loops, "bytes_per_item"))
+        if any(_stat(results, lp, "sizeof") for lp in loops):
+            t.add([f"{case.name}: sys.getsizeof() of one"]
+                  + [_cell(results, lp, "sizeof", spread=False) for lp in loops]
+                  + _ratio_cells(results, loops, "sizeof"))
+    t.notes = _notes(rows, "memory")
+    return [t]
+
+
+def _syscall_tables(done, loops, reps_text):
+    tables = []
+    for case, results in done:
+        if case.kind != "syscalls":
+            continue
+        counter = {"strace": "strace -c -f",
+                   "perf": "perf stat (syscall tracepoints)"}[case.params["counter"]]
+        t = report.Table(f"System calls per request: {case.name.split('/', 1)[1]}, "
+                         f"{case.params['requests']:,} requests counted by {counter} "
+                         f"({reps_text('syscalls')})",
+                         ["calls per request", *loops, *_ratio_headers(loops)])
+        for key in (*syscalls.GROUPS, "other", "total", "empty poll"):
+            if not any(_stat(results, lp, key) for lp in loops):
+                continue
+            label = "polls that returned nothing" if key == "empty poll" else key
+            t.add([label] + [_cell(results, lp, key) for lp in loops]
+                  + _ratio_cells(results, loops, key))
+        t.notes = _notes([(case, results)], "syscalls")
         tables.append(t)
     return tables
 
@@ -664,8 +868,10 @@ def parse_args(argv):
     p.add_argument("--loops", default=",".join(LOOPS),
                    help="comma-separated loops to compare (default: %(default)s)")
     p.add_argument("--suites", default="micro,echo",
-                   help="comma-separated suites: micro, echo, http, proc (default: "
-                        "%(default)s; --http adds http, --proc adds proc)")
+                   help="comma-separated suites: " + ", ".join(SUITES)
+                        + " (default: %(default)s; --http adds http, --proc adds proc; "
+                          "--all runs every one)")
+    p.add_argument("--all", action="store_true", help="run every suite")
     p.add_argument("--proc", action="store_true",
                    help="also run the child-process workloads (spawn 1,000 children; "
                         "1 GiB through cat), about 2 minutes")
@@ -690,6 +896,8 @@ def parse_args(argv):
                    help="do not pin the echo server and load generator to separate CPUs")
     args = p.parse_args(argv)
     args.suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    if args.all:
+        args.suites = list(SUITES)
     if args.http and "http" not in args.suites:
         args.suites.append("http")
     if args.proc and "proc" not in args.suites:
@@ -710,10 +918,81 @@ def parse_args(argv):
     return args
 
 
+class Run:
+    """What collect() measured: the cases with their results, and where."""
+
+    def __init__(self, args, ctx, done, elapsed):
+        self.args = args
+        self.loops = args.loops
+        self.python = ctx.python
+        self.loop_info = ctx.loop_info
+        self.unavailable = ctx.unavailable
+        self.done = done
+        self.elapsed = elapsed
+
+    def reps_text(self, kind):
+        return _reps_text(_reps(self.args, kind))
+
+    def tables(self):
+        return build_tables(self.done, self.loops, self.reps_text)
+
+    def header(self):
+        header = [f"machine: {_machine()}", f"python: {self.python}"]
+        for name in self.loops:
+            header.append(f"{name}: {self.loop_info.get(name) or 'n/a - ' + self.unavailable[name]}")
+        rev = _git_revision()
+        if rev:
+            header.append(f"revision: {rev}")
+        header.append(f"total time: {self.elapsed:.0f} s")
+        return header
+
+    def result(self, case_id):
+        """{loop: results} of the case with this id, or None."""
+        for case, results in self.done:
+            if case.id == case_id:
+                return results
+        return None
+
+    def median(self, case_id, loop, key):
+        results = self.result(case_id)
+        stat = _stat(results, loop, key) if results else None
+        return stat["median"] if stat else None
+
+    def json(self):
+        return {
+            "meta": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+                     "machine": _machine(), "python": self.python, "loops": self.loop_info,
+                     "unavailable": self.unavailable, "revision": _git_revision(),
+                     "args": vars(self.args), "elapsed_s": self.elapsed},
+            "results": [{"id": c.id, "kind": c.kind, "params": c.params, "loops": r}
+                        for c, r in self.done],
+        }
+
+
+def collect(args, cases=None):
+    """Run the cases args select (or the given ones); a Run, or None when
+    interrupted."""
+    cases = build_cases(args, args.loops) if cases is None else cases
+    ctx = Context(args)
+    started = time.monotonic()
+    try:
+        ctx.probe_loops(args.loops)
+        for name in args.loops:
+            _progress(f"{name}: {ctx.loop_info.get(name) or ctx.unavailable.get(name)}")
+        done = []
+        for case in cases:
+            done.append((case, run_case(ctx, case, _reps(args, case.kind))))
+    except KeyboardInterrupt:
+        _progress("interrupted")
+        return None
+    finally:
+        shutil.rmtree(ctx.tmpdir, ignore_errors=True)
+    return Run(args, ctx, done, time.monotonic() - started)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    loops = args.loops
-    cases = build_cases(args, loops)
+    cases = build_cases(args, args.loops)
     if args.list:
         for c in cases:
             print(c.id)
@@ -721,36 +1000,14 @@ def main(argv=None):
     if not cases:
         print("no workload matches the filter; see --list", file=sys.stderr)
         return 2
-
-    ctx = Context(args)
     # A run interrupted by Ctrl-C or a terminal hang-up still kills its
     # servers: Popen children are killed in Server.stop() via finally blocks.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    started = time.monotonic()
-    try:
-        ctx.probe_loops(loops)
-        for name in loops:
-            _progress(f"{name}: {ctx.loop_info.get(name) or ctx.unavailable.get(name)}")
-        done = []
-        for case in cases:
-            reps = _reps(args, case.kind)
-            done.append((case, run_case(ctx, case, reps)))
-    except KeyboardInterrupt:
-        _progress("interrupted")
+    run = collect(args, cases)
+    if run is None:
         return 130
-    finally:
-        shutil.rmtree(ctx.tmpdir, ignore_errors=True)
-    elapsed = time.monotonic() - started
-
-    tables = build_tables(done, loops, lambda kind: _reps_text(_reps(args, kind)))
-
-    header = [f"machine: {_machine()}", f"python: {ctx.python}"]
-    for name in loops:
-        header.append(f"{name}: {ctx.loop_info.get(name) or 'n/a - ' + ctx.unavailable[name]}")
-    rev = _git_revision()
-    if rev:
-        header.append(f"revision: {rev}")
-    header.append(f"total time: {elapsed:.0f} s")
+    tables = run.tables()
+    header = run.header()
     if args.markdown:
         date = datetime.date.today().isoformat()
         print(f"Measured on {date} with `python -m bench"
@@ -765,14 +1022,6 @@ def main(argv=None):
             print()
             print(t.text())
     if args.json:
-        payload = {
-            "meta": {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-                     "machine": _machine(), "python": ctx.python, "loops": ctx.loop_info,
-                     "unavailable": ctx.unavailable, "revision": rev,
-                     "args": vars(args), "elapsed_s": elapsed},
-            "results": [{"id": c.id, "kind": c.kind, "params": c.params, "loops": r}
-                        for c, r in done],
-        }
         with open(args.json, "w") as f:
-            json.dump(payload, f, indent=1)
+            json.dump(run.json(), f, indent=1)
     return 0

@@ -168,6 +168,119 @@ async def serve_echo(mode, transport, path):
             server.close()
 
 
+HTTP_RESPONSE = (b"HTTP/1.1 200 OK\r\n"
+                 b"Content-Type: text/plain; charset=utf-8\r\n"
+                 b"Content-Length: 13\r\n"
+                 b"\r\n"
+                 b"Hello, World!")
+
+
+async def _http_connection(reader, writer):
+    # A minimal HTTP/1.1 keep-alive server over streams, the shape of what
+    # streams-based servers do per request: read the head up to the blank
+    # line, look at the request line, write the response, drain.
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            method, _, _ = head.partition(b" ")
+            if method != b"GET":
+                break
+            writer.write(HTTP_RESPONSE)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        pass
+    except asyncio.CancelledError:
+        # The server is going away: no need for asyncio.start_server's
+        # callback to log the cancellation (3.11 does).
+        pass
+    finally:
+        writer.close()
+
+
+async def serve_streams_http():
+    loop = asyncio.get_running_loop()
+    listener = _listening_socket("tcp", None)
+    try:
+        server = await asyncio.start_server(_http_connection, sock=listener, backlog=1024)
+    except (NotImplementedError, AttributeError) as exc:
+        _unsupported("asyncio.start_server", exc)
+    _ready(listener.getsockname()[1])
+    try:
+        await _wait_for_stdin_eof(loop)
+    finally:
+        server.close()
+
+
+class IdleProtocol(asyncio.Protocol):
+    count = 0
+
+    def connection_made(self, transport):
+        self.transport = transport
+        IdleProtocol.count += 1
+
+    def connection_lost(self, exc):
+        IdleProtocol.count -= 1
+
+
+def _rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def serve_idle(mode):
+    """A server whose connections stay idle, for RSS per connection.  It
+    answers each line on stdin ("rss") with "RSS <bytes> CONNS <n>" once
+    the connections it has accepted have all been set up."""
+    loop = asyncio.get_running_loop()
+    listener = _listening_socket("tcp", None)
+    active = set()
+
+    async def handler(reader, writer):
+        # A streams connection as servers keep it between requests: the
+        # handler task waiting in a read.
+        IdleProtocol.count += 1
+        active.add(writer)
+        try:
+            await reader.read(1)
+        except asyncio.CancelledError:
+            pass    # the server is going away (3.11 would log it)
+        finally:
+            IdleProtocol.count -= 1
+            active.discard(writer)
+            writer.close()
+
+    try:
+        if mode == "protocol":
+            server = await loop.create_server(IdleProtocol, sock=listener, backlog=4096)
+        else:
+            server = await asyncio.start_server(handler, sock=listener, backlog=4096)
+    except (NotImplementedError, AttributeError) as exc:
+        _unsupported("create_server", exc)
+    _ready(listener.getsockname()[1])
+    import gc
+    import threading
+    lines = asyncio.Queue()
+
+    def read_stdin():
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line.strip())
+        loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    try:
+        while (cmd := await lines.get()) is not None:
+            # Let pending accepts and connection_made() calls run.
+            for _ in range(20):
+                await asyncio.sleep(0)
+            gc.collect()
+            print(f"RSS {_rss_bytes()} CONNS {IdleProtocol.count}", flush=True)
+    finally:
+        server.close()
+
+
 async def serve_http():
     try:
         from aiohttp import web

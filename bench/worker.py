@@ -17,7 +17,10 @@ import os
 import sys
 import time
 
-from . import loops, micro, proc, servers
+from . import loops, memory, micro, proc, scaling, servers
+
+# Every timed workload the micro command runs, by name.
+TIMED = {**micro.WORKLOADS, **scaling.WORKLOADS}
 
 LOOP_UNAVAILABLE_EXIT = 4
 
@@ -28,12 +31,13 @@ async def _measure(fn, n, warmup_ops):
         # hot code and the allocator has its arenas before timing starts.
         await fn(warmup_ops)
     gc.collect()
-    wall0 = time.perf_counter_ns()
-    cpu0 = time.process_time_ns()
+    # The workload may restart the clock after its set-up.
+    micro.CLOCK.restart()
     ops = await fn(n)
     cpu1 = time.process_time_ns()
     wall1 = time.perf_counter_ns()
-    return {"ops": ops, "wall_ns": wall1 - wall0, "cpu_ns": cpu1 - cpu0}
+    return {"ops": ops, "wall_ns": wall1 - micro.CLOCK.wall0,
+            "cpu_ns": cpu1 - micro.CLOCK.cpu0}
 
 
 def _factory_or_exit(name):
@@ -48,7 +52,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("micro")
-    p.add_argument("name", choices=sorted(micro.WORKLOADS))
+    p.add_argument("name", choices=sorted(TIMED))
     p.add_argument("--loop", required=True)
     p.add_argument("--ops", type=int)
     p.add_argument("--warmup-ops", type=int)
@@ -57,6 +61,14 @@ def main(argv=None):
     p.add_argument("--loop", required=True)
     p.add_argument("--ops", type=int)
     p.add_argument("--warmup-ops", type=int)
+    p = sub.add_parser("rss")
+    p.add_argument("name", choices=sorted(memory.WORKLOADS))
+    p.add_argument("--loop", required=True)
+    p.add_argument("--count", type=int)
+    p = sub.add_parser("rss-breakdown")
+    p.add_argument("kind", choices=("protocol", "streams"))
+    p.add_argument("--loop", required=True)
+    p.add_argument("--count", type=int, default=5000)
     p = sub.add_parser("echo-server")
     p.add_argument("--loop", required=True)
     p.add_argument("--mode", required=True, choices=servers.MODES)
@@ -64,13 +76,18 @@ def main(argv=None):
     p.add_argument("--path")
     p = sub.add_parser("http-server")
     p.add_argument("--loop", required=True)
+    p = sub.add_parser("streams-http-server")
+    p.add_argument("--loop", required=True)
+    p = sub.add_parser("idle-server")
+    p.add_argument("--loop", required=True)
+    p.add_argument("--mode", required=True, choices=("protocol", "streams"))
     args = parser.parse_args(argv)
 
     factory = _factory_or_exit(args.loop)
     import asyncio
 
     if args.cmd in ("micro", "proc"):
-        table = micro.WORKLOADS if args.cmd == "micro" else proc.WORKLOADS
+        table = TIMED if args.cmd == "micro" else proc.WORKLOADS
         fn, default_ops, _ = table[args.name]
         n = args.ops or default_ops
         warmup = args.warmup_ops if args.warmup_ops is not None else max(1, n // 10)
@@ -79,8 +96,30 @@ def main(argv=None):
         print(json.dumps(result), flush=True)
         return 0
 
+    if args.cmd == "rss":
+        fn, default_count, _ = memory.WORKLOADS[args.name]
+        count = args.count or default_count
+        with asyncio.Runner(loop_factory=factory) as runner:
+            before, after, *size = runner.run(fn(count))
+        result = {"count": count, "rss_before": before, "rss_after": after,
+                  "bytes_per_item": (after - before) / count}
+        if size:
+            result["sizeof"] = size[0]
+        print(json.dumps(result), flush=True)
+        os._exit(0)
+
+    if args.cmd == "rss-breakdown":
+        with asyncio.Runner(loop_factory=factory) as runner:
+            result = runner.run(memory.breakdown(args.kind, args.count))
+        print(json.dumps(result), flush=True)
+        os._exit(0)
+
     if args.cmd == "echo-server":
         coro = servers.serve_echo(args.mode, args.transport, args.path)
+    elif args.cmd == "idle-server":
+        coro = servers.serve_idle(args.mode)
+    elif args.cmd == "streams-http-server":
+        coro = servers.serve_streams_http()
     else:
         coro = servers.serve_http()
     try:

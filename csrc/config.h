@@ -11,11 +11,15 @@
 #  define TL_HAVE_EVENTFD 1
 #  define TL_HAVE_PIDFD 1     /* pidfd_open(2); the kernel may still lack it */
 #  define TL_HAVE_FIONREAD 1  /* ioctl(FIONREAD) on pipes, sockets and ttys */
+/* Unix socket addresses starting with a NUL byte name the abstract
+ * namespace (the socket module gives them as bytes). */
+#  define TL_HAVE_ABSTRACT_UNIX 1
 #else
 #  define TL_HAVE_EPOLL 0
 #  define TL_HAVE_EVENTFD 0
 #  define TL_HAVE_PIDFD 0
 #  define TL_HAVE_FIONREAD 0
+#  define TL_HAVE_ABSTRACT_UNIX 0
 #endif
 
 /* poll(2) is available on every POSIX system we build on. */

@@ -10,7 +10,10 @@
  *   3. poll, with the GIL released;
  *   4. queue the handles of ready file descriptors;
  *   5. queue the timers that are due;
- *   6. run exactly the entries that were queued when this phase began.
+ *   6. run exactly the entries that were queued when this phase began;
+ *   7. after a poll that delivered I/O, run once more what those callbacks
+ *      queued (with the timers then due), as an iteration whose poll found
+ *      nothing would: see run_once().
  *
  * Cold paths (run_until_complete, the exception handler, executors, signal
  * handlers, asyncgen hooks) are Python, in turboloop/__init__.py, on top of
@@ -598,9 +601,12 @@ loop_queue_watcher(tl_loop *self, int fd, int writer, PyObject *obj,
     return tl_loop_push(self, TL_EV_HANDLE, Py_NewRef(obj), NULL, NULL);
 }
 
+/* Queue the watchers of the ready fds; returns how many entries were
+ * queued, or -1 on error. */
 static int
 loop_dispatch_io(tl_loop *self, tl_poll_event *evs, int n)
 {
+    size_t before = tl_ring_len(&self->ready);
     for (int i = 0; i < n; i++) {
         int fd = evs[i].fd;
         tl_fdwatch *w;
@@ -621,6 +627,36 @@ loop_dispatch_io(tl_loop *self, tl_poll_event *evs, int n)
                                   w->wgen) < 0)
             return -1;
     }
+    return (int)(tl_ring_len(&self->ready) - before);
+}
+
+/* Steps 5 and 6 of an iteration: queue the timers due at `now`, then run
+ * exactly the entries that are ready; what they schedule waits. */
+static int
+loop_run_batch(tl_loop *self, int64_t now)
+{
+    size_t ntodo;
+
+    /* 5. Due timers, in (deadline, insertion) order. */
+    if (loop_queue_due_timers(self, (double)now / 1e9) < 0)
+        return -1;
+    if (self->closed)
+        return 0;
+
+    /* 6. Run what is ready now. */
+    ntodo = tl_ring_len(&self->ready);
+    self->n_callbacks += ntodo;
+    self->n_iterations++;
+    while (ntodo-- > 0) {
+        tl_entry e;
+        if (!tl_ring_pop(&self->ready, &e))
+            break;      /* close() from a callback emptied the ring */
+        if (self->prof != NULL ? loop_run_entry_profiled(self, &e) < 0
+            : self->debug ? loop_run_entry_debug(self, &e) < 0
+                          : loop_run_entry(self, &e) < 0)
+            return -1;
+    }
+    self->run_ns += loop_now_ns() - now;
     return 0;
 }
 
@@ -629,8 +665,7 @@ loop_run_once(tl_loop *self)
 {
     tl_poll_event evs[LOOP_MAX_EVENTS];
     int64_t timeout, now, t_poll;
-    size_t ntodo;
-    int n;
+    int n, nio;
 
     /* 1. Cancelled timers at the head would only shorten the timeout. */
     loop_prune_timers(self);
@@ -678,30 +713,25 @@ loop_run_once(tl_loop *self)
         return 0;
 
     /* 4. I/O readiness. */
-    if (loop_dispatch_io(self, evs, n) < 0)
+    nio = loop_dispatch_io(self, evs, n);
+    if (nio < 0)
         return -1;
 
-    /* 5. Due timers, in (deadline, insertion) order. */
-    if (loop_queue_due_timers(self, (double)now / 1e9) < 0)
+    /* 5, 6. Due timers, then what is ready. */
+    if (loop_run_batch(self, now) < 0)
         return -1;
-    if (self->closed)
-        return 0;
 
-    /* 6. Run what is ready now; what these callbacks schedule waits for the
-     * next iteration. */
-    ntodo = tl_ring_len(&self->ready);
-    self->n_callbacks += ntodo;
-    self->n_iterations++;
-    while (ntodo-- > 0) {
-        tl_entry e;
-        if (!tl_ring_pop(&self->ready, &e))
-            break;      /* close() from a callback emptied the ring */
-        if (self->prof != NULL ? loop_run_entry_profiled(self, &e) < 0
-            : self->debug ? loop_run_entry_debug(self, &e) < 0
-                          : loop_run_entry(self, &e) < 0)
-            return -1;
-    }
-    self->run_ns += loop_now_ns() - now;
+    /* 7. I/O callbacks usually leave work behind: data_received() wakes the
+     * task that waits for the data, and that task's step is queued.  Run
+     * that batch now rather than after another poll, which would most
+     * likely find nothing (the peer is waiting for our reply): it is the
+     * next iteration with a poll that returned no events, so the order of
+     * callbacks is asyncio's, and one poll per batch of I/O is what libuv
+     * loops do.  Only one such batch, and only after a poll that delivered
+     * events, so that I/O is never kept waiting longer than that. */
+    if (nio > 0 && tl_ring_len(&self->ready) > 0 && !self->stopping
+        && !self->closed && loop_run_batch(self, loop_now_ns()) < 0)
+        return -1;
     return 0;
 }
 

@@ -57,6 +57,7 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->PidfdWatchType);
     for (int i = 0; i < TL_SSL_NOBJ; i++)
         Py_VISIT(st->ssl_obj[i]);
+    Py_VISIT(st->DatagramTransportType);
     return 0;
 }
 
@@ -141,6 +142,7 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->PidfdWatchType);
     for (int i = 0; i < TL_SSL_NOBJ; i++)
         Py_CLEAR(st->ssl_obj[i]);
+    Py_CLEAR(st->DatagramTransportType);
     return 0;
 }
 

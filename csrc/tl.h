@@ -18,7 +18,7 @@
 #include "ring.h"
 #include "timerheap.h"
 
-#define TL_DGRAM_NSTR 14               /* see datagram.c */
+#define TL_DGRAM_NSTR 8                /* see datagram.c */
 #define TL_SSL_NOBJ 45                 /* see sslproto.h */
 
 /* ------------------------------------------------------------------ */
@@ -192,6 +192,8 @@ typedef struct tl_state {
     /* TLS (sslproto.c): its types, the ssl and asyncio objects and the
      * names it uses, indexed as sslproto.h says. */
     PyObject *ssl_obj[TL_SSL_NOBJ];
+
+    PyTypeObject *DatagramTransportType;   /* datagram.c */
 } tl_state;
 
 extern PyModuleDef tl_module_def;

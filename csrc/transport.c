@@ -9,8 +9,11 @@
  *
  * The type derives from asyncio.Transport, whose only slot (_extra, the
  * dict behind get_extra_info) is the first field of the layout below.
- * Setup -- building the extra dict, TCP_NODELAY, scheduling
- * connection_made -- is done by the Python side (turboloop/_network.py).
+ * Setup -- TCP_NODELAY, scheduling connection_made -- is done by the Python
+ * side (turboloop/_network.py).  The extra info asyncio computes when it
+ * makes a transport ("socket", "sockname", "peername") is computed when
+ * first asked for, or just before the socket is closed: most connections
+ * never ask, and an idle connection is smaller without it.
  */
 #include "tl.h"
 #include "profile.h"
@@ -72,6 +75,9 @@ typedef struct {
     char in_event;              /* the loop is dispatching an I/O event to us */
     char tls;                   /* protocol is turboloop's SSLProtocol: see
                                    transport_read_tls */
+    char extra_done;            /* extra has socket, sockname and peername */
+    PyObject *peername;         /* the peer's address given at creation,
+                                   until extra is made */
 } tl_transport;
 
 static int transport_read_ready(PyObject *obj);
@@ -862,10 +868,21 @@ transport_write(tl_transport *self, PyObject *data)
             return NULL;
         }
     }
-    chunk = transport_chunk(data, &view, sent);
-    PyBuffer_Release(&view);
-    if (chunk == NULL || transport_queue(self, chunk) < 0)
-        return NULL;
+    if (sent > 0 && self->wq_len == 0 && PyBytes_CheckExact(data)) {
+        /* The rest of a bytes object heads the queue: keep the object and
+         * where the rest starts rather than copy the rest. */
+        PyBuffer_Release(&view);
+        if (transport_queue(self, Py_NewRef(data)) < 0)
+            return NULL;
+        self->wq_off = sent;
+        self->wsize -= sent;
+    }
+    else {
+        chunk = transport_chunk(data, &view, sent);
+        PyBuffer_Release(&view);
+        if (chunk == NULL || transport_queue(self, chunk) < 0)
+            return NULL;
+    }
     if (transport_maybe_pause_protocol(self) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -1076,6 +1093,50 @@ transport_force_close_py(tl_transport *self, PyObject *exc)
     Py_RETURN_NONE;
 }
 
+/* Make the extra dict asyncio makes when it creates a transport (the
+ * Python side's Loop._transport_extra()); before the socket is closed, so
+ * that get_extra_info() answers as asyncio's after close(). */
+static int
+transport_fill_extra(tl_transport *self)
+{
+    PyObject *r;
+    if (self->extra_done || self->sock == NULL)
+        return 0;
+    self->extra_done = 1;
+    r = PyObject_CallMethod((PyObject *)self->loop, "_transport_extra",
+                            self->peername ? "OOO" : "OO", self->sock,
+                            self->extra ? self->extra : Py_None,
+                            self->peername);
+    if (r == NULL)
+        return -1;
+    Py_XSETREF(self->extra, r);
+    Py_CLEAR(self->peername);
+    return 0;
+}
+
+static PyObject *
+transport_get_extra_info(tl_transport *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"name", "default", NULL};
+    PyObject *name, *dflt = Py_None, *v;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:get_extra_info", kwlist,
+                                     &name, &dflt))
+        return NULL;
+    if (!self->extra_done && PyUnicode_Check(name)
+        && (PyUnicode_CompareWithASCIIString(name, "socket") == 0
+            || PyUnicode_CompareWithASCIIString(name, "sockname") == 0
+            || PyUnicode_CompareWithASCIIString(name, "peername") == 0)
+        && transport_fill_extra(self) < 0)
+        return NULL;
+    if (self->extra == NULL)
+        return Py_NewRef(dflt);
+    /* asyncio: self._extra.get(name, default) */
+    v = PyDict_GetItemWithError(self->extra, name);
+    if (v == NULL && PyErr_Occurred())
+        return NULL;
+    return Py_NewRef(v ? v : dflt);
+}
+
 static int
 transport_detach_server(tl_transport *self)
 {
@@ -1103,11 +1164,16 @@ transport_release(tl_transport *self)
     int res = 0;
     transport_unwatch(self, 0);
     transport_unwatch(self, 1);
+    if (transport_fill_extra(self) < 0)
+        res = -1;
     self->sock = NULL;
     if (sock != NULL) {
         r = PyObject_CallMethod(sock, "close", NULL);
-        if (r == NULL)
+        if (r == NULL) {
+            if (res < 0)
+                PyErr_Clear();  /* keep the first error */
             res = -1;
+        }
         Py_XDECREF(r);
         Py_DECREF(sock);
     }
@@ -1399,7 +1465,8 @@ transport_call_connection_lost_py(tl_transport *self, PyObject *exc)
 
 /* SocketTransport(loop, sock, protocol, extra, server, detach_with_arg,
  *                 context=None): protocol callbacks run in context, or in a
- * copy of the current context when it is None. */
+ * copy of the current context when it is None.  extra is None or a dict
+ * of extra info (asyncio's accept code gives {"peername": address}). */
 static PyObject *
 transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 {
@@ -1416,10 +1483,15 @@ transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
                         "SocketTransport() takes no keyword arguments");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "O!OOO!Op|O:SocketTransport", st->LoopType,
-                          &loop, &sock, &protocol, &PyDict_Type, &extra,
-                          &server, &detach_with_arg, &context))
+    if (!PyArg_ParseTuple(args, "O!OOOOp|O:SocketTransport", st->LoopType,
+                          &loop, &sock, &protocol, &extra, &server,
+                          &detach_with_arg, &context))
         return NULL;
+    if (extra != Py_None && !PyDict_Check(extra)) {
+        PyErr_Format(PyExc_TypeError, "extra must be a dict or None, not %.200s",
+                     Py_TYPE(extra)->tp_name);
+        return NULL;
+    }
     if (context != Py_None && !PyContext_CheckExact(context)) {
         PyErr_Format(PyExc_TypeError,
                      "context must be a contextvars.Context, not %.200s",
@@ -1442,7 +1514,15 @@ transport_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
         return NULL;
     self->st = st;
     self->fd = (int)fd;
-    self->extra = Py_NewRef(extra);
+    if (extra != Py_None) {
+        PyObject *peer;
+        if (PyDict_GET_SIZE(extra) == 1
+            && (peer = PyDict_GetItemString(extra, "peername")) != NULL)
+            /* Only the peer's address: no dict until one is needed. */
+            self->peername = Py_NewRef(peer);
+        else
+            self->extra = Py_NewRef(extra);
+    }
     self->loop = (tl_loop *)Py_NewRef(loop);
     self->sock = Py_NewRef(sock);
     self->high = TRANSPORT_HIGH_WATER;
@@ -1492,6 +1572,7 @@ transport_traverse(tl_transport *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->extra);
+    Py_VISIT(self->peername);
     Py_VISIT(self->loop);
     Py_VISIT(self->sock);
     Py_VISIT(self->protocol);
@@ -1512,6 +1593,7 @@ static int
 transport_clear(tl_transport *self)
 {
     Py_CLEAR(self->extra);
+    Py_CLEAR(self->peername);
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->server);
     Py_CLEAR(self->context);
@@ -1537,6 +1619,8 @@ transport_finalize(PyObject *obj)
         return;
     exc = tl_err_get_raised();
     if (PyErr_ResourceWarning(obj, 1, "unclosed transport %R", obj) < 0)
+        PyErr_WriteUnraisable(obj);
+    if (transport_fill_extra(self) < 0)
         PyErr_WriteUnraisable(obj);
     r = PyObject_CallMethod(self->sock, "close", NULL);
     if (r == NULL)
@@ -1629,6 +1713,17 @@ transport_get_empty_waiter(tl_transport *self, void *Py_UNUSED(c))
     return Py_NewRef(self->empty_waiter ? self->empty_waiter : Py_None);
 }
 
+/* BaseTransport's _extra slot, read through its own descriptor. */
+static PyObject *
+transport_get_extra_attr(tl_transport *self, void *Py_UNUSED(c))
+{
+    if (transport_fill_extra(self) < 0)
+        return NULL;
+    if (self->extra == NULL && (self->extra = PyDict_New()) == NULL)
+        return NULL;
+    return Py_NewRef(self->extra);
+}
+
 static PyObject *
 transport_get_protocol_attr(tl_transport *self, void *Py_UNUSED(c))
 {
@@ -1666,6 +1761,9 @@ static PyMethodDef transport_methods[] = {
      METH_NOARGS, NULL},
     {"get_write_buffer_size", (PyCFunction)transport_get_write_buffer_size,
      METH_NOARGS, NULL},
+    {"get_extra_info", (PyCFunction)(void (*)(void))transport_get_extra_info,
+     METH_VARARGS | METH_KEYWORDS,
+     "Get optional transport information."},
     {"set_protocol", (PyCFunction)transport_set_protocol, METH_O, NULL},
     {"get_protocol", (PyCFunction)transport_get_protocol, METH_NOARGS, NULL},
     {"_start_reading", (PyCFunction)transport_start_reading, METH_NOARGS,
@@ -1688,6 +1786,7 @@ static PyGetSetDef transport_getset[] = {
     {"_high_water", (getter)transport_get_high_water, NULL, NULL, NULL},
     {"_low_water", (getter)transport_get_low_water, NULL, NULL, NULL},
     {"_protocol", (getter)transport_get_protocol_attr, NULL, NULL, NULL},
+    {"_extra", (getter)transport_get_extra_attr, NULL, NULL, NULL},
     {NULL},
 };
 

@@ -526,3 +526,70 @@ def test_regular_file_is_rejected(kind, loop, method):
     loop.call_soon(loop.stop)
     loop.run_forever()
     loop.close()
+
+
+def test_io_is_not_starved_by_callbacks_that_reschedule(kind, loop, socks):
+    # Callbacks that keep scheduling more callbacks, some of them from an I/O
+    # callback, must not keep a ready fd waiting: the loop polls at least
+    # every other batch of callbacks.
+    a, b = socks
+    ticks = []
+    got = []
+
+    def spin():
+        ticks.append(None)
+        if len(got) < 2:
+            if len(ticks) < 1000:
+                loop.call_soon(spin)
+            else:
+                loop.stop()
+
+    def on_readable():
+        got.append((len(ticks), a.recv(100)))
+        if len(got) == 1:
+            # Queue more work from the I/O callback, then make the fd
+            # readable again at once.
+            loop.call_soon(spin)
+            b.send(b"second")
+        else:
+            loop.stop()
+
+    loop.add_reader(a, on_readable)
+    loop.call_soon(spin)
+    b.send(b"first")
+    loop.run_forever()
+    loop.remove_reader(a)
+    assert [data for _, data in got] == [b"first", b"second"]
+    # Each read comes within a few batches of callbacks.
+    assert got[0][0] <= 3
+    assert got[1][0] - got[0][0] <= 4
+    loop.close()
+
+
+def test_order_of_callbacks_queued_by_an_io_callback(kind, loop, socks):
+    # What a reader callback queues runs in the order asyncio gives it: the
+    # call_soon()s in order, then a timer due by then, then what those
+    # callbacks queue in turn.
+    a, b = socks
+    order = []
+
+    def record(name, then=None):
+        def cb():
+            order.append(name)
+            if then is not None:
+                loop.call_soon(then)
+        return cb
+
+    def on_readable():
+        a.recv(100)
+        order.append("reader")
+        loop.remove_reader(a)
+        loop.call_soon(record("soon-1", then=record("from-soon-1")))
+        loop.call_later(0, record("timer-0"))
+        loop.call_soon(record("soon-2", then=loop.stop))
+
+    loop.add_reader(a, on_readable)
+    b.send(b"x")
+    loop.run_forever()
+    assert order == ["reader", "soon-1", "soon-2", "timer-0", "from-soon-1"]
+    loop.close()

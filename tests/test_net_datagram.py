@@ -4,10 +4,12 @@ error_received for ICMP port unreachable and oversized datagrams,
 get_write_buffer_size, closing, and the argument checks."""
 
 import asyncio
+import contextvars
 import errno
 import inspect
 import os
 import socket
+import sys
 
 import pytest
 from asyncio import selector_events
@@ -502,4 +504,165 @@ def test_sendto_bytes_like_arguments(loop, closing):
     else:
         with pytest.raises(BlockingIOError):
             peer.recv(100)
+    loop.close()
+
+
+def test_sender_addresses_alternating_senders(loop, closing):
+    # Two senders taking turns: each datagram carries its own sender's
+    # address, equal to what the socket module reports, and replies to
+    # either address (the received object, or an equal tuple) arrive.
+    a = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    b = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    a.bind(("127.0.0.1", 0))
+    b.bind(("127.0.0.1", 0))
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(
+            lambda: DProto(loop), local_addr=("127.0.0.1", 0))
+        me = transport.get_extra_info("sockname")
+        for i in range(6):
+            (a if i % 2 == 0 else b).sendto(b"%d" % i, me)
+            await proto.wait(lambda: len(proto.datagrams) == i + 1)
+        for data, addr in proto.datagrams:
+            transport.sendto(b"re" + data, addr)
+            transport.sendto(b"again" + data, (addr[0], addr[1]))
+        await close(transport, proto)
+        return proto.datagrams
+
+    got = loop.run_until_complete(main())
+    assert [addr for _, addr in got] == [a.getsockname(), b.getsockname()] * 3
+    assert all(type(addr) is tuple for _, addr in got)
+    assert [a.recv(100) for _ in range(6)] == [b"re0", b"again0", b"re2", b"again2", b"re4", b"again4"]
+    assert [b.recv(100) for _ in range(6)] == [b"re1", b"again1", b"re3", b"again3", b"re5", b"again5"]
+    loop.close()
+
+
+def test_ipv6_sender_address_and_reply(loop, closing):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    peer = closing(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM))
+    try:
+        peer.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(
+            lambda: DProto(loop), local_addr=("::1", 0))
+        me = transport.get_extra_info("sockname")
+        peer.sendto(b"six", me)
+        await proto.wait(lambda: proto.datagrams)
+        addr = proto.datagrams[0][1]
+        transport.sendto(b"four-tuple", addr)
+        transport.sendto(b"two-tuple", addr[:2])
+        transport.sendto(b"flowinfo", (addr[0], addr[1], 0))
+        await close(transport, proto)
+        return addr
+
+    addr = loop.run_until_complete(main())
+    assert addr == peer.getsockname()
+    assert [peer.recv(100) for _ in range(3)] == [b"four-tuple", b"two-tuple", b"flowinfo"]
+    loop.close()
+
+
+def test_unix_sender_addresses(loop, sock_dir):
+    # Named, unnamed and (on Linux) abstract senders, as socket.recvfrom()
+    # spells them.
+    path = os.path.join(sock_dir, "server")
+    named = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    named.bind(os.path.join(sock_dir, "named"))
+    unnamed = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    senders = [named, unnamed]
+    if sys.platform.startswith("linux"):
+        abstract = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        abstract.bind(b"\0turboloop-test-%d" % os.getpid())
+        senders.append(abstract)
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(
+            lambda: DProto(loop), local_addr=path, family=socket.AF_UNIX)
+        for i, s in enumerate(senders):
+            s.sendto(b"x", path)
+            await proto.wait(lambda: len(proto.datagrams) == i + 1)
+        transport.sendto(b"reply", proto.datagrams[0][1])
+        await close(transport, proto)
+        return [addr for _, addr in proto.datagrams]
+
+    try:
+        addrs = loop.run_until_complete(main())
+        assert addrs[0] == named.getsockname()
+        assert addrs[1] is None
+        if len(senders) > 2:
+            assert addrs[2] == abstract.getsockname()
+        assert named.recv(100) == b"reply"
+    finally:
+        for s in senders:
+            s.close()
+        loop.close()
+
+
+def test_sendto_host_name_and_changed_protocol(loop, closing):
+    # A host name is resolved by the socket module, as under asyncio; a
+    # protocol set with set_protocol() gets the next datagram.
+    peer = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    peer.bind(("127.0.0.1", 0))
+
+    async def main():
+        transport, first = await loop.create_datagram_endpoint(
+            lambda: DProto(loop), local_addr=("127.0.0.1", 0))
+        me = transport.get_extra_info("sockname")
+        transport.sendto(b"by name", ("localhost", peer.getsockname()[1]))
+        peer.sendto(b"one", me)
+        await first.wait(lambda: first.datagrams)
+        second = DProto(loop)
+        transport.set_protocol(second)
+        peer.sendto(b"two", me)
+        await second.wait(lambda: second.datagrams)
+        await close(transport, second)
+        return first, second
+
+    first, second = loop.run_until_complete(main())
+    assert [d for d, _ in first.datagrams] == [b"one"]
+    assert [d for d, _ in second.datagrams] == [b"two"]
+    assert peer.recv(100) == b"by name"
+    loop.close()
+
+
+def test_pause_resume_reading_and_context(loop, closing):
+    # While reading is paused, datagrams wait in the socket; the protocol
+    # runs in one context for every datagram, a copy of the context the
+    # endpoint was created in.
+    peer = closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    var = contextvars.ContextVar("var", default="unset")
+    seen = []
+
+    class P(DProto):
+        def datagram_received(self, data, addr):
+            seen.append((var.get(), data))
+            var.set(data.decode())
+            super().datagram_received(data, addr)
+
+    async def main():
+        var.set("creator")
+        transport, proto = await loop.create_datagram_endpoint(
+            lambda: P(loop), local_addr=("127.0.0.1", 0))
+        me = transport.get_extra_info("sockname")
+        peer.sendto(b"a", me)
+        await proto.wait(lambda: len(proto.datagrams) == 1)
+        transport.pause_reading()
+        assert not transport.is_reading()
+        peer.sendto(b"b", me)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert len(proto.datagrams) == 1
+        transport.resume_reading()
+        await proto.wait(lambda: len(proto.datagrams) == 2)
+        peer.sendto(b"c", me)
+        await proto.wait(lambda: len(proto.datagrams) == 3)
+        await close(transport, proto)
+        return var.get()
+
+    assert loop.run_until_complete(main()) == "creator"
+    # resume_reading() starts from a copy of the context it is called in.
+    assert seen == [("creator", b"a"), ("creator", b"b"), ("b", b"c")]
     loop.close()

@@ -242,6 +242,61 @@ def test_get_extra_info_unix_and_transport_socket(loop, closing):
     loop.close()
 
 
+def test_get_extra_info_first_asked_after_close(loop, closing):
+    # The client transport is not asked for its extra info until it is
+    # closed: the answers are what they were while connected.
+    async def main():
+        server = await loop.create_server(lambda: Recorder(loop), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", port)
+        transport.close()
+        await proto.lost
+        server.close()
+        await server.wait_closed()
+        return transport, port
+
+    transport, port = loop.run_until_complete(main())
+    sockname = transport.get_extra_info("sockname")
+    assert transport.get_extra_info("peername") == ("127.0.0.1", port)
+    assert sockname[0] == "127.0.0.1" and sockname[1] != port
+    sock = transport.get_extra_info("socket")
+    assert isinstance(sock, asyncio.trsock.TransportSocket)
+    assert sock.fileno() == -1
+    assert transport.get_extra_info("sslcontext") is None
+    loop.close()
+
+
+def test_server_side_extra_info_after_close(loop, closing):
+    made = []
+
+    class P(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            made.append(self)
+
+    async def main():
+        server = await loop.create_server(lambda: P(loop), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = closing(socket.create_connection(("127.0.0.1", port)))
+        while not made:
+            await asyncio.sleep(0)
+        proto = made[0]
+        assert proto.transport.get_extra_info("sslcontext") is None
+        proto.transport.close()
+        await proto.lost
+        server.close()
+        await server.wait_closed()
+        return proto.transport, client
+
+    transport, client = loop.run_until_complete(main())
+    assert transport.get_extra_info("peername") == client.getsockname()
+    assert transport.get_extra_info("sockname") == client.getpeername()
+    assert transport.get_extra_info("socket").family == socket.AF_INET
+    assert transport.get_extra_info("no such key", 7) == 7
+    loop.close()
+
+
 # -- writing -----------------------------------------------------------------
 
 
@@ -332,6 +387,33 @@ def test_write_eof(loop, closing, proto_cls, family):
     assert exc is None
     assert bytes(proto.data) == b"still reading"
     assert proto.events[-2:] == ["eof", "lost"]
+    loop.close()
+
+
+def test_partial_write_of_bytes_then_more(loop, closing, family):
+    # Part of a large bytes object goes out at once and the rest waits;
+    # what is written behind it (a bytearray changed afterwards) follows it
+    # as it was when written.
+    first = bytes(range(256)) * (BIG // 256)
+    second = bytearray(b"tail" * 1000)
+
+    async def main():
+        transport, proto, peer = await connect(loop, closing, lambda: Recorder(loop), family)
+        transport.set_write_buffer_limits(high=BIG * 4)
+        transport.write(first)
+        queued = transport.get_write_buffer_size()
+        assert 0 < queued < len(first)
+        transport.write(second)
+        assert transport.get_write_buffer_size() == queued + len(second)
+        second[:4] = b"XXXX"
+        transport.write_eof()
+        data = await recv_all(loop, peer)
+        assert transport.get_write_buffer_size() == 0
+        transport.close()
+        await proto.lost
+        return data
+
+    assert loop.run_until_complete(main()) == first + b"tail" * 1000
     loop.close()
 
 

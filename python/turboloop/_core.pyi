@@ -185,6 +185,14 @@ class SocketOperation:
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
 @disjoint_base
+class DatagramTransport(transports._FlowControlMixin):
+    """The per-datagram paths (reading, sendto()) of the datagram transport
+    the loop makes, a class that also derives from asyncio's selector
+    datagram transport; user code does not make them."""
+
+    def sendto(self, data: _Buffer, addr: Any = None) -> None: ...
+
+@disjoint_base
 class SocketTransport(transports._FlowControlMixin, transports.Transport):
     """The stream transport of TCP and Unix socket connections.  The loop
     makes them; user code does not."""
@@ -194,7 +202,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):
         loop: Loop,
         sock: socket,
         protocol: asyncio.BaseProtocol,
-        extra: dict[str, Any],
+        extra: dict[str, Any] | None,
         server: asyncio.Server | None,
         detach_with_transport: bool,
         context: Context | None = None,

@@ -107,17 +107,23 @@ def _writelines_skips_falsy():
 _core.SocketTransport._writelines_skips_falsy = _writelines_skips_falsy()
 
 
-class _DatagramTransport(selector_events._SelectorDatagramTransport):
-    """asyncio's datagram transport with its per-datagram paths in C: the
-    reader callback and sendto()'s immediate send (csrc/datagram.c)."""
+class _DatagramTransport(_core.DatagramTransport,
+                         selector_events._SelectorDatagramTransport):
+    """asyncio's datagram transport with its per-datagram paths in C
+    (csrc/datagram.c): reading, and sendto()'s immediate send.  The C base
+    keeps the attributes those paths use (_sock, _protocol, _address, ...)
+    in C fields that asyncio's code reads and writes as usual."""
 
     # What the C sendto() hands over to for everything but an immediate send.
     _py_sendto = selector_events._SelectorDatagramTransport.sendto
-    sendto = _core._datagram_sendto
 
     def _add_reader(self, fd, callback, *args):
-        if callback == self._read_ready and not args:
-            callback, args = _core._datagram_read_ready, (self,)
+        if callback == self._read_ready and not args and fd == self._sock_fd:
+            # The loop calls the C reader directly, in the context asyncio
+            # would run the reader callback in (3.15+: the transport's).
+            if self.is_reading():
+                self._watch_reader(getattr(self, "_context", None))
+            return
         super()._add_reader(fd, callback, *args)
 
 
@@ -217,19 +223,10 @@ class NetworkMixin(_SelectorLevel):
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
                                extra=None, server=None, context=None):
-        info = dict(extra) if extra else {}
-        info["socket"] = trsock.TransportSocket(sock)
-        try:
-            info["sockname"] = sock.getsockname()
-        except OSError:
-            info["sockname"] = None
-        if "peername" not in info:
-            try:
-                info["peername"] = sock.getpeername()
-            except OSError:
-                info["peername"] = None
+        # The socket, sockname and peername entries of the extra info are
+        # made when first asked for (_transport_extra()).
         self._ensure_fd_no_transport(sock)
-        transport = _core.SocketTransport(self, sock, protocol, info, server,
+        transport = _core.SocketTransport(self, sock, protocol, extra, server,
                                           _DETACH_WITH_ARG, context)
         self._transports[transport._sock_fd] = transport
         base_events._set_nodelay(sock)
@@ -258,6 +255,22 @@ class NetworkMixin(_SelectorLevel):
         return ssl_protocol._app_transport
 
     # Called by the C transports.
+
+    def _transport_extra(self, sock, extra, *peername):
+        # The extra info asyncio's _SelectorTransport makes when it is
+        # created; SocketTransport asks for it when it is first needed.
+        info = {"peername": peername[0]} if peername else {} if extra is None else extra
+        info["socket"] = trsock.TransportSocket(sock)
+        try:
+            info["sockname"] = sock.getsockname()
+        except OSError:
+            info["sockname"] = None
+        if "peername" not in info:
+            try:
+                info["peername"] = sock.getpeername()
+            except OSError:
+                info["peername"] = None
+        return info
 
     def _transport_error(self, transport, exc, message):
         if isinstance(exc, OSError):
