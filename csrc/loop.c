@@ -606,7 +606,6 @@ loop_queue_watcher(tl_loop *self, int fd, int writer, PyObject *obj,
 static int
 loop_dispatch_io(tl_loop *self, tl_poll_event *evs, int n)
 {
-    size_t before = tl_ring_len(&self->ready);
     for (int i = 0; i < n; i++) {
         int fd = evs[i].fd;
         tl_fdwatch *w;
@@ -627,7 +626,7 @@ loop_dispatch_io(tl_loop *self, tl_poll_event *evs, int n)
                                   w->wgen) < 0)
             return -1;
     }
-    return (int)(tl_ring_len(&self->ready) - before);
+    return 0;
 }
 
 /* Steps 5 and 6 of an iteration: queue the timers due at `now`, then run
@@ -665,7 +664,7 @@ loop_run_once(tl_loop *self)
 {
     tl_poll_event evs[LOOP_MAX_EVENTS];
     int64_t timeout, now, t_poll;
-    int n, nio;
+    int n;
 
     /* 1. Cancelled timers at the head would only shorten the timeout. */
     loop_prune_timers(self);
@@ -713,26 +712,11 @@ loop_run_once(tl_loop *self)
         return 0;
 
     /* 4. I/O readiness. */
-    nio = loop_dispatch_io(self, evs, n);
-    if (nio < 0)
+    if (loop_dispatch_io(self, evs, n) < 0)
         return -1;
 
     /* 5, 6. Due timers, then what is ready. */
-    if (loop_run_batch(self, now) < 0)
-        return -1;
-
-    /* 7. I/O callbacks usually leave work behind: data_received() wakes the
-     * task that waits for the data, and that task's step is queued.  Run
-     * that batch now rather than after another poll, which would most
-     * likely find nothing (the peer is waiting for our reply): it is the
-     * next iteration with a poll that returned no events, so the order of
-     * callbacks is asyncio's, and one poll per batch of I/O is what libuv
-     * loops do.  Only one such batch, and only after a poll that delivered
-     * events, so that I/O is never kept waiting longer than that. */
-    if (nio > 0 && tl_ring_len(&self->ready) > 0 && !self->stopping
-        && !self->closed && loop_run_batch(self, loop_now_ns()) < 0)
-        return -1;
-    return 0;
+    return loop_run_batch(self, now);
 }
 
 /* ------------------------------------------------------------------ */

@@ -11,6 +11,7 @@ import contextvars
 import gc
 import logging
 import socket
+import sys
 
 import pytest
 from support import PY, rst, tcp_pair
@@ -390,10 +391,13 @@ def test_write_eof(loop, closing, proto_cls, family):
     loop.close()
 
 
-def test_partial_write_of_bytes_then_more(loop, closing, family):
+def test_partial_write_of_bytes_then_more(kind, loop, closing, family):
     # Part of a large bytes object goes out at once and the rest waits;
     # what is written behind it (a bytearray changed afterwards) follows it
     # as it was when written.
+    if kind.name == "asyncio" and sys.version_info >= (3, 12):
+        pytest.skip("asyncio 3.12+ queues the caller's bytearray itself behind a "
+                    "queue, so a later change to it is what gets sent")
     first = bytes(range(256)) * (BIG // 256)
     second = bytearray(b"tail" * 1000)
 

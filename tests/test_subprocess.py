@@ -647,15 +647,17 @@ def test_1gib_stdout_slow_reader_bounded_memory(kind, loop):
         while True:
             peak = max(peak, len(reader._buffer))
             pauses += not pipe.is_reading()
-            data = await reader.read(limit)
+            # A quarter of the limit per loop iteration, while one read of
+            # the pipe may bring up to 64 KiB: the buffer fills whatever
+            # the order of the loop's polls.
+            data = await reader.read(limit // 4)
             if not data:
                 break
             got += len(data)
             n += 1
-            if n % 1024 == 0:
+            if n % 4096 == 0:
                 rss_peak = max(rss_peak, rss())
-            if n % 4 == 0:
-                await asyncio.sleep(0)      # the slow part
+            await asyncio.sleep(0)          # the slow part
         return got, peak, pauses, rss_peak - rss0, await proc.wait()
 
     got, peak, pauses, grown, rc = loop.run_until_complete(main())
