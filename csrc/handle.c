@@ -6,10 +6,105 @@
  * deadline is what the user asked for (when() returns that very object, as
  * asyncio's does), while the loop orders its heap by the matching
  * nanosecond deadline.
+ *
+ * From Python 3.14 on, a handle made by call_soon_threadsafe() carries a
+ * reentrant lock, as asyncio's events._ThreadSafeHandle does: cancel() and
+ * cancelled() take it, and so does running the handle, which checks for
+ * cancellation again once it holds it.  Another thread's cancel() or
+ * cancelled() thus waits for a callback that has started, a cancel() that
+ * comes first keeps the callback from running, and the callback may use its
+ * own handle.  Other handles, and every handle before 3.14, have no lock and
+ * pay one pointer test for it.
  */
 #include "tl.h"
 
 #include <math.h>
+#if TL_HANDLE_LOCKS
+#include <pythread.h>
+#endif
+
+#if TL_HANDLE_LOCKS
+/* ------------------------------------------------------------------ */
+/* The lock of call_soon_threadsafe()'s handles                        */
+/* ------------------------------------------------------------------ */
+
+/* A reentrant lock over a PyThread lock.  owner and depth change only while
+ * the GIL is held, by the thread that holds the lock, so a thread that sees
+ * itself as the owner with depth > 0 does hold it.  The handle keeps it
+ * from its creation to its dealloc. */
+struct tl_handle_lock {
+    PyThread_type_lock lock;
+    unsigned long owner;
+    unsigned long depth;
+};
+
+int
+tl_handle_make_threadsafe(tl_handle *h)
+{
+    struct tl_handle_lock *l = PyMem_Malloc(sizeof(*l));
+    if (l == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    l->lock = PyThread_allocate_lock();
+    if (l->lock == NULL) {
+        PyMem_Free(l);
+        PyErr_NoMemory();
+        return -1;
+    }
+    l->owner = 0;
+    l->depth = 0;
+    h->lock = l;
+    return 0;
+}
+
+/* Take the handle's lock; -1 with the error set when a signal handler
+ * raises while this thread waits (as threading.RLock's acquire() would).
+ * The wait is done without the GIL, so that the holder can go on. */
+static int
+handle_lock(struct tl_handle_lock *l)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    if (l->depth > 0 && l->owner == me) {
+        l->depth++;
+        return 0;
+    }
+    if (!PyThread_acquire_lock(l->lock, NOWAIT_LOCK)) {
+        PyLockStatus r;
+        for (;;) {
+            Py_BEGIN_ALLOW_THREADS
+            r = PyThread_acquire_lock_timed(l->lock, -1, 1);
+            Py_END_ALLOW_THREADS
+            if (r == PY_LOCK_ACQUIRED)
+                break;
+            if (PyErr_CheckSignals() < 0)
+                return -1;
+        }
+    }
+    l->owner = me;
+    l->depth = 1;
+    return 0;
+}
+
+static void
+handle_unlock(struct tl_handle_lock *l)
+{
+    if (--l->depth == 0)
+        PyThread_release_lock(l->lock);
+}
+
+static void
+handle_free_lock(tl_handle *h)
+{
+    /* Whoever holds the lock holds a reference to the handle too, so it is
+     * free here. */
+    if (h->lock != NULL) {
+        PyThread_free_lock(h->lock->lock);
+        PyMem_Free(h->lock);
+        h->lock = NULL;
+    }
+}
+#endif  /* TL_HANDLE_LOCKS */
 
 static int
 handle_traverse(tl_handle *h, visitproc visit, void *arg)
@@ -46,6 +141,9 @@ handle_dealloc(tl_handle *h)
     if (h->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)h);
     handle_clear(h);
+#if TL_HANDLE_LOCKS
+    handle_free_lock(h);
+#endif
     tp->tp_free(h);
     Py_DECREF(tp);
 }
@@ -90,6 +188,9 @@ tl_handle_new(tl_state *st, PyTypeObject *tp, PyObject *callback,
     h->when_obj = NULL;
     h->cancelled = 0;
     h->scheduled = 0;
+#if TL_HANDLE_LOCKS
+    h->lock = NULL;
+#endif
     if (context == NULL || context == Py_None) {
         h->context = PyContext_CopyCurrent();
         if (h->context == NULL) {
@@ -115,12 +216,10 @@ tl_handle_new(tl_state *st, PyTypeObject *tp, PyObject *callback,
     return (PyObject *)h;
 }
 
-int
-tl_handle_run(tl_handle *h)
+static int
+handle_call(tl_handle *h)
 {
     PyObject *res, *cb, *args, *ctx;
-    if (h->cancelled || h->callback == NULL)
-        return 0;
     /* The callback may cancel this handle (dropping callback and args), so
      * hold our own references while it runs. */
     cb = Py_NewRef(h->callback);
@@ -142,6 +241,37 @@ tl_handle_run(tl_handle *h)
         return -1;
     Py_DECREF(res);
     return 0;
+}
+
+#if TL_HANDLE_LOCKS
+/* Run a call_soon_threadsafe() handle holding its lock: a cancel() from
+ * another thread that got the lock first wins, and one that comes later
+ * waits until the callback has returned.  The caller holds a reference to
+ * the handle, so the lock outlives whatever the callback does (cancel its
+ * handle, close the loop, raise). */
+static int
+handle_run_locked(tl_handle *h)
+{
+    int r = 0;
+    if (handle_lock(h->lock) < 0)
+        return -1;
+    if (!h->cancelled && h->callback != NULL)
+        r = handle_call(h);
+    handle_unlock(h->lock);
+    return r;
+}
+#endif
+
+int
+tl_handle_run(tl_handle *h)
+{
+    if (h->cancelled || h->callback == NULL)
+        return 0;
+#if TL_HANDLE_LOCKS
+    if (h->lock != NULL)
+        return handle_run_locked(h);
+#endif
+    return handle_call(h);
 }
 
 /* Handle(callback, args, loop, context=None) */
@@ -238,7 +368,7 @@ handle_loop_debug(tl_handle *h)
 }
 
 static PyObject *
-handle_cancel(tl_handle *h, PyObject *Py_UNUSED(ignored))
+handle_cancel_unlocked(tl_handle *h)
 {
     int debug;
     if (h->cancelled)
@@ -268,8 +398,34 @@ handle_cancel(tl_handle *h, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+handle_cancel(tl_handle *h, PyObject *Py_UNUSED(ignored))
+{
+#if TL_HANDLE_LOCKS
+    if (h->lock != NULL) {
+        PyObject *r;
+        if (handle_lock(h->lock) < 0)
+            return NULL;
+        r = handle_cancel_unlocked(h);
+        handle_unlock(h->lock);
+        return r;
+    }
+#endif
+    return handle_cancel_unlocked(h);
+}
+
+static PyObject *
 handle_cancelled(tl_handle *h, PyObject *Py_UNUSED(ignored))
 {
+#if TL_HANDLE_LOCKS
+    if (h->lock != NULL) {
+        int c;
+        if (handle_lock(h->lock) < 0)
+            return NULL;
+        c = h->cancelled;
+        handle_unlock(h->lock);
+        return PyBool_FromLong(c);
+    }
+#endif
     return PyBool_FromLong(h->cancelled);
 }
 

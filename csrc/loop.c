@@ -987,6 +987,12 @@ loop_call_soon_impl(tl_loop *self, const char *fname, PyObject *const *args,
     Py_DECREF(cargs);
     if (h == NULL)
         return NULL;
+#if TL_HANDLE_LOCKS
+    if (threadsafe && tl_handle_make_threadsafe((tl_handle *)h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+#endif
     if (tl_loop_push(self, TL_EV_HANDLE, Py_NewRef(h), NULL, NULL) < 0) {
         Py_DECREF(h);
         return NULL;

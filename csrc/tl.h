@@ -283,6 +283,10 @@ typedef struct tl_loop {
 /* Size of tl_loop.rbuf: what one recv() of a stream transport may return. */
 #define TL_RBUF_SIZE (256 * 1024)
 
+/* From 3.14 on, asyncio's call_soon_threadsafe() returns a handle that
+ * holds a reentrant lock across cancel(), cancelled() and its run. */
+#define TL_HANDLE_LOCKS (PY_VERSION_HEX >= 0x030E0000)
+
 typedef struct tl_handle {
     PyObject_HEAD
     PyObject *callback;
@@ -298,6 +302,10 @@ typedef struct tl_handle {
                                      tl_timer_deadline()) */
     char cancelled;
     char scheduled;               /* TimerHandle sitting in a loop's heap */
+#if TL_HANDLE_LOCKS
+    struct tl_handle_lock *lock;  /* call_soon_threadsafe() handles only
+                                     (see handle.c); NULL otherwise */
+#endif
 } tl_handle;
 
 enum { TL_PENDING = 0, TL_CANCELLED = 1, TL_FINISHED = 2 };
@@ -460,6 +468,11 @@ PyObject *tl_handle_new(tl_state *st, PyTypeObject *tp, PyObject *callback,
  * (the caller reports it). */
 int tl_handle_run(tl_handle *h);
 void tl_handle_release(tl_handle *h);   /* drop callback, args */
+#if TL_HANDLE_LOCKS
+/* Give a new handle the lock of call_soon_threadsafe()'s handles; -1 with
+ * MemoryError. */
+int tl_handle_make_threadsafe(tl_handle *h);
+#endif
 /* A deadline as call_at() gets it: *when is its value as a double (ints too
  * large for one saturate to +-inf), *obj NULL when it is an exact float and
  * otherwise a new reference to the object itself, which asyncio would keep

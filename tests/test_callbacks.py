@@ -619,3 +619,176 @@ def test_call_soon_threadsafe_from_a_callback(loop):
     loop.run_forever()
     assert calls == ["threadsafe", "soon"]
     loop.close()
+
+
+# -- the lock of call_soon_threadsafe() handles (3.14+) ---------------------------
+#
+# From 3.14 on, a handle made by call_soon_threadsafe() holds a reentrant lock
+# across cancel(), cancelled() and its run: another thread's cancel() or
+# cancelled() waits for a callback that has started, a cancel() that comes
+# first keeps the callback from running, and the callback may use its own
+# handle.  The helper threads record what they saw and always stop the loop,
+# so that a failing check fails the test instead of hanging it.
+
+needs_handle_lock = pytest.mark.skipif(
+    PY < (3, 14), reason="call_soon_threadsafe() handles hold a lock from 3.14 on")
+
+
+def _in_thread_then_stop(loop, target):
+    """Run target() in a thread; whatever it raises is kept, and the loop is
+    stopped in any case."""
+    raised = []
+
+    def run():
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the test
+            raised.append(exc)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, raised
+
+
+def _slow_callback(results, started, finished):
+    def callback(arg):
+        started.set()
+        results.append(arg)
+        # Long enough for the other thread to reach cancel()/cancelled()
+        # while this runs; the outcome does not depend on it.
+        time.sleep(0.2)
+        finished.set()
+    return callback
+
+
+@needs_handle_lock
+def test_threadsafe_handle_cancelled_waits_for_running_callback(loop):
+    results, seen = [], []
+    started, finished = threading.Event(), threading.Event()
+    callback = _slow_callback(results, started, finished)
+
+    def other_thread():
+        handle = loop.call_soon_threadsafe(callback, "hello")
+        assert started.wait(30)
+        seen.append(handle.cancelled())
+        seen.append(finished.is_set())
+
+    thread, raised = _in_thread_then_stop(loop, other_thread)
+    loop.run_forever()
+    thread.join()
+    assert raised == []
+    assert seen == [False, True]
+    assert results == ["hello"]
+    loop.close()
+
+
+@needs_handle_lock
+def test_threadsafe_handle_cancel_waits_for_running_callback(loop):
+    results, seen = [], []
+    started, finished = threading.Event(), threading.Event()
+    callback = _slow_callback(results, started, finished)
+
+    def other_thread():
+        handle = loop.call_soon_threadsafe(callback, "hello")
+        assert started.wait(30)
+        handle.cancel()
+        seen.append(finished.is_set())
+        seen.append(handle.cancelled())
+
+    thread, raised = _in_thread_then_stop(loop, other_thread)
+    loop.run_forever()
+    thread.join()
+    assert raised == []
+    assert seen == [True, True]
+    assert results == ["hello"]
+    loop.close()
+
+
+@needs_handle_lock
+def test_threadsafe_handle_cancelled_from_another_thread_before_it_runs(loop):
+    results, seen = [], []
+    release = threading.Event()
+
+    def callback(arg):
+        results.append(arg)
+
+    def other_thread():
+        try:
+            handle = loop.call_soon_threadsafe(callback, "hello")
+            handle.cancel()
+            seen.append(handle.cancelled())
+        finally:
+            release.set()
+
+    # The loop is held in a callback until the other thread has scheduled
+    # and cancelled its handle.
+    loop.call_soon(release.wait, 30)
+    thread, raised = _in_thread_then_stop(loop, other_thread)
+    loop.run_forever()
+    thread.join()
+    # The stop queued by the helper may come before the cancelled handle's
+    # turn: one more iteration settles it.
+    run_briefly(loop)
+    assert raised == []
+    assert seen == [True]
+    assert results == []
+    loop.close()
+
+
+@needs_handle_lock
+@pytest.mark.parametrize("debug", [False, True], ids=["nodebug", "debug"])
+def test_threadsafe_handle_used_by_its_own_callback(loop, debug):
+    # The lock is reentrant: the callback runs holding it and may ask for
+    # and cancel its own handle; it runs to the end all the same.  (In debug
+    # mode cancel() also keeps the handle's repr, under the lock.)
+    loop.set_debug(debug)
+    results, seen = [], []
+    handles = []
+
+    def callback(arg):
+        handle = handles[0]
+        seen.append(handle.cancelled())
+        handle.cancel()
+        seen.append(handle.cancelled())
+        handle.cancel()
+        results.append(arg)
+
+    handle = loop.call_soon_threadsafe(callback, "hello")
+    handles.append(handle)
+    run_briefly(loop)
+    assert seen == [False, True]
+    assert results == ["hello"]
+    assert handle.cancelled()
+
+    # Another thread then sees the lock free.
+    thread = threading.Thread(target=lambda: seen.append(handle.cancelled()))
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert seen == [False, True, True]
+    loop.close()
+
+
+@needs_handle_lock
+def test_threadsafe_handle_lock_released_when_callback_raises(loop, errors):
+    handles = []
+
+    def callback():
+        handles[0].cancel()
+        raise ZeroDivisionError
+
+    handles.append(loop.call_soon_threadsafe(callback))
+    run_briefly(loop)
+    assert [type(c.get("exception")) for c in errors] == [ZeroDivisionError]
+    errors.clear()
+
+    # Were the lock still held by the loop's thread, this would wait for ever.
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(handles[0].cancelled()))
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert seen == [True]
+    loop.close()
