@@ -45,7 +45,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *extra;            /* asyncio.BaseTransport._extra; keep first */
     /* asyncio.transports._FlowControlMixin's four slots (write pipes); see
-     * transport.c.  The state lives in the C fields below. */
+     * transport.h.  The state lives in the C fields below. */
     PyObject *flow_slots[4];
     tl_state *st;
     tl_loop *loop;

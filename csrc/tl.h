@@ -548,7 +548,7 @@ int tl_add_asyncio_subtype(PyObject *mod, tl_state *st, PyType_Spec *spec,
 int tl_awaited_by_add(tl_state *st, PyObject *fut, PyObject *waiter);
 int tl_awaited_by_discard(tl_state *st, PyObject *fut, PyObject *waiter);
 
-/* transport.c */
+/* transport.c, transport_write.c */
 int tl_transport_init_type(PyObject *mod, tl_state *st);
 /* write(data) and is_closing() of a SocketTransport (exact type). */
 int tl_transport_write(PyObject *transport, PyObject *data);

@@ -5,179 +5,27 @@
  * straight from its ready queue (no Handle, no bound method), data is read
  * with recv() into the loop's buffer, or into the buffer a BufferedProtocol
  * hands out, and written with send() when nothing is queued, otherwise
- * queued and flushed with sendmsg() over up to TRANSPORT_IOV chunks.
+ * queued and flushed with sendmsg() (transport_write.c, which has the
+ * write side and its flow control; transport.h has the layout).
  *
  * The type derives from asyncio.Transport, whose only slot (_extra, the
- * dict behind get_extra_info) is the first field of the layout below.
- * Setup -- TCP_NODELAY, scheduling connection_made -- is done by the Python
- * side (turboloop/_network.py).  The extra info asyncio computes when it
+ * dict behind get_extra_info) is the first field of the layout in
+ * transport.h.  Setup -- TCP_NODELAY, scheduling connection_made -- is done
+ * by the Python side (turboloop/_network.py).  The extra info asyncio computes when it
  * makes a transport ("socket", "sockname", "peername") is computed when
  * first asked for, or just before the socket is closed: most connections
  * never ask, and an idle connection is smaller without it.
  */
-#include "tl.h"
+#include "transport.h"
 #include "profile.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
-
-#define TRANSPORT_IOV 64
-/* asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
-#define TRANSPORT_LOST_WRITES_LOG 5
-#define TRANSPORT_HIGH_WATER (64 * 1024)
-
-#ifndef MSG_NOSIGNAL
-#  define MSG_NOSIGNAL 0
-#endif
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *extra;            /* asyncio.BaseTransport._extra; keep first */
-    /* asyncio.transports._FlowControlMixin's four slots.  This type keeps
-     * that state in C fields and shadows the slots' descriptors, so these
-     * stay NULL unless something writes through the base class's own
-     * descriptors. */
-    PyObject *flow_slots[4];
-    tl_state *st;
-    tl_loop *loop;
-    PyObject *sock;             /* NULL once the connection is lost */
-    PyObject *protocol;
-    PyObject *server;
-    PyObject *context;          /* protocol callbacks run in it */
-    PyObject *empty_waiter;     /* sendfile's "buffer is empty" future */
-    PyObject *dict;
-    PyObject *weakreflist;
-    /* Write queue: bytes objects, the first sent up to wq_off.  (3.12+: a
-     * non-contiguous memoryview queued as it is, which asyncio's sendmsg()
-     * refuses when it gets to it; see transport_write_ready().) */
-    PyObject **wq;
-    Py_ssize_t wq_head, wq_len, wq_cap, wq_off;
-    Py_ssize_t wsize;           /* bytes queued and not sent */
-    /* Water marks: the objects asyncio would keep (any numbers that pass
-     * its checks: 2**70, 1.5, a Fraction...), NULL for the defaults, and
-     * their values as doubles for the comparisons with wsize. */
-    PyObject *high_obj, *low_obj;
-    double high, low;
-    Py_ssize_t conn_lost;
-    int fd;
-    char closing;
-    char eof;
-    char paused;                /* pause_reading() */
-    char protocol_paused;       /* pause_writing() was called */
-    char protocol_connected;
-    char buffered;              /* protocol is a BufferedProtocol */
-    char rwatch;                /* the loop watches fd for us */
-    char wwatch;
-    char detach_with_arg;       /* Server._detach(transport), 3.13+ */
-    char given_context;         /* context passed in: every callback runs in it */
-    char in_event;              /* the loop is dispatching an I/O event to us */
-    char tls;                   /* protocol is turboloop's SSLProtocol: see
-                                   transport_read_tls */
-    char extra_done;            /* extra has socket, sockname and peername */
-    PyObject *peername;         /* the peer's address given at creation,
-                                   until extra is made */
-} tl_transport;
-
-static int transport_read_ready(PyObject *obj);
-static int transport_write_ready(PyObject *obj);
-static int transport_on_readable(PyObject *obj);
-static int transport_on_writable(PyObject *obj);
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
-
-static int
-transport_watch(tl_transport *self, int writer)
-{
-    char *flag = writer ? &self->wwatch : &self->rwatch;
-    if (*flag)
-        return 0;
-    if (tl_loop_watch(self->loop, self->fd, writer, (PyObject *)self,
-                      writer ? transport_on_writable
-                             : transport_on_readable) < 0)
-        return -1;
-    *flag = 1;
-    return 0;
-}
-
-static void
-transport_unwatch(tl_transport *self, int writer)
-{
-    char *flag = writer ? &self->wwatch : &self->rwatch;
-    if (!*flag)
-        return;
-    *flag = 0;
-    tl_loop_unwatch(self->loop, self->fd, writer, (PyObject *)self);
-}
-
-/* Drop every queued chunk. */
-static void
-transport_clear_queue(tl_transport *self)
-{
-    PyObject **wq = self->wq;
-    Py_ssize_t head = self->wq_head, len = self->wq_len, cap = self->wq_cap;
-    self->wq = NULL;
-    self->wq_head = self->wq_len = self->wq_cap = self->wq_off = 0;
-    self->wsize = 0;
-    for (Py_ssize_t i = 0; i < len; i++)
-        Py_DECREF(wq[(head + i) % cap]);
-    PyMem_Free(wq);
-}
-
-/* Append a chunk (steals the reference, also on failure). */
-static int
-transport_queue(tl_transport *self, PyObject *chunk)
-{
-    if (self->wq_len == self->wq_cap) {
-        Py_ssize_t cap = self->wq_cap ? self->wq_cap * 2 : 8;
-        PyObject **n = PyMem_New(PyObject *, cap);
-        if (n == NULL) {
-            Py_DECREF(chunk);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < self->wq_len; i++)
-            n[i] = self->wq[(self->wq_head + i) % self->wq_cap];
-        PyMem_Free(self->wq);
-        self->wq = n;
-        self->wq_head = 0;
-        self->wq_cap = cap;
-    }
-    self->wq[(self->wq_head + self->wq_len) % self->wq_cap] = chunk;
-    self->wq_len++;
-    self->wsize += PyBytes_Check(chunk) ? PyBytes_GET_SIZE(chunk)
-                                        : PyObject_Size(chunk);
-    return 0;
-}
-
-/* Forget the first nbytes of the queue, which were sent. */
-static void
-transport_consume(tl_transport *self, Py_ssize_t nbytes)
-{
-    self->wsize -= nbytes;
-    while (nbytes > 0 && self->wq_len > 0) {
-        PyObject *b = self->wq[self->wq_head];
-        Py_ssize_t left = PyBytes_GET_SIZE(b) - self->wq_off;
-        if (left > nbytes) {
-            self->wq_off += nbytes;
-            return;
-        }
-        nbytes -= left;
-        self->wq_head = (self->wq_head + 1) % self->wq_cap;
-        self->wq_len--;
-        self->wq_off = 0;
-        Py_DECREF(b);
-    }
-}
-
-static int
-transport_would_block(int err)
-{
-    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
-}
 
 /* Call protocol.<name>(arg) (no argument when arg is NULL); name is one of
  * the interned strings of the state.
@@ -219,13 +67,11 @@ transport_call_protocol(tl_transport *self, PyObject *name, PyObject *arg,
     return r;
 }
 
-/* An exception is set: 1 if it must leave the loop (SystemExit,
- * KeyboardInterrupt), 0 if the transport deals with it. */
-static int
-transport_exc_escapes(void)
+PyObject *
+tl_transport_call_protocol(tl_transport *self, PyObject *name, PyObject *arg,
+                           int enter)
 {
-    return PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)
-           || PyErr_ExceptionMatches(PyExc_SystemExit);
+    return transport_call_protocol(self, name, arg, enter);
 }
 
 static int transport_force_close(tl_transport *self, PyObject *exc);
@@ -234,8 +80,8 @@ static int transport_force_close(tl_transport *self, PyObject *exc);
  * Python side logs OSErrors in debug mode, passes anything else to the
  * exception handler) and close the transport.  Returns -1 only when the
  * exception must leave the loop. */
-static int
-transport_fatal(tl_transport *self, const char *message)
+int
+tl_transport_fatal(tl_transport *self, const char *message)
 {
     PyObject *exc, *msg, *r;
     if (transport_exc_escapes())
@@ -261,14 +107,6 @@ transport_fatal(tl_transport *self, const char *message)
     }
     Py_DECREF(exc);
     return 0;
-}
-
-static int
-transport_set_oserror(int err)
-{
-    errno = err;
-    PyErr_SetFromErrno(PyExc_OSError);
-    return -1;
 }
 
 /* Schedule self._call_connection_lost(exc) with call_soon. */
@@ -306,7 +144,7 @@ transport_force_close(tl_transport *self, PyObject *exc)
     if (self->conn_lost)
         return 0;
     if (self->wsize > 0 || self->wq_len > 0) {
-        transport_clear_queue(self);
+        tl_transport_clear_queue(self);
         transport_unwatch(self, 1);
     }
     if (!self->closing) {
@@ -315,52 +153,6 @@ transport_force_close(tl_transport *self, PyObject *exc)
     }
     self->conn_lost++;
     return transport_schedule_lost(self, exc);
-}
-
-/* Report a failing pause_writing()/resume_writing() to the handler. */
-static int
-transport_protocol_error(tl_transport *self, const char *message)
-{
-    PyObject *exc, *ctx;
-    if (transport_exc_escapes())
-        return -1;
-    exc = tl_err_get_raised();
-    ctx = Py_BuildValue("{s:s,s:O,s:O,s:O}", "message", message,
-                        "exception", exc, "transport", (PyObject *)self,
-                        "protocol",
-                        self->protocol ? self->protocol : Py_None);
-    Py_DECREF(exc);
-    return tl_call_exception_handler(self->st, (PyObject *)self->loop, ctx);
-}
-
-static int
-transport_maybe_pause_protocol(tl_transport *self)
-{
-    PyObject *r;
-    if ((double)self->wsize <= self->high || self->protocol_paused)
-        return 0;
-    self->protocol_paused = 1;
-    r = transport_call_protocol(self, self->st->str_pause_writing, NULL, 0);
-    if (r == NULL)
-        return transport_protocol_error(self, "protocol.pause_writing() failed");
-    Py_DECREF(r);
-    return 0;
-}
-
-static int
-transport_maybe_resume_protocol(tl_transport *self, int enter)
-{
-    PyObject *r;
-    if (!self->protocol_paused || !((double)self->wsize <= self->low))
-        return 0;
-    self->protocol_paused = 0;
-    r = transport_call_protocol(self, self->st->str_resume_writing, NULL,
-                                enter);
-    if (r == NULL)
-        return transport_protocol_error(self,
-                                        "protocol.resume_writing() failed");
-    Py_DECREF(r);
-    return 0;
 }
 
 static int
@@ -394,12 +186,12 @@ transport_on_eof(tl_transport *self)
     }
     r = transport_call_protocol(self, self->st->str_eof_received, NULL, 1);
     if (r == NULL)
-        return transport_fatal(self,
-                               "Fatal error: protocol.eof_received() call failed.");
+        return tl_transport_fatal(self,
+                                  "Fatal error: protocol.eof_received() call failed.");
     keep_open = tl_truth_steal(r);
     if (keep_open < 0)
-        return transport_fatal(self,
-                               "Fatal error: protocol.eof_received() call failed.");
+        return tl_transport_fatal(self,
+                                  "Fatal error: protocol.eof_received() call failed.");
     if (keep_open) {
         /* The protocol may still write; nothing more can be read. */
         transport_unwatch(self, 0);
@@ -423,8 +215,8 @@ transport_read_tls(tl_transport *self)
     int r;
     char *buf = tl_sslproto_recv_buffer(protocol, &len);
     if (buf == NULL)
-        return transport_fatal(self,
-                               "Fatal error: protocol.get_buffer() call failed.");
+        return tl_transport_fatal(self,
+                                  "Fatal error: protocol.get_buffer() call failed.");
     do {
         got = recv(self->fd, buf, (size_t)len, 0);
     } while (got < 0 && errno == EINTR);
@@ -432,7 +224,7 @@ transport_read_tls(tl_transport *self)
         if (transport_would_block(errno))
             return 0;
         transport_set_oserror(errno);
-        return transport_fatal(self, "Fatal read error on socket transport");
+        return tl_transport_fatal(self, "Fatal read error on socket transport");
     }
     if (got == 0)
         return transport_on_eof(self);
@@ -445,8 +237,8 @@ transport_read_tls(tl_transport *self)
     }
     Py_DECREF(protocol);
     if (r < 0)
-        return transport_fatal(self,
-                               "Fatal error: protocol.buffer_updated() call failed.");
+        return tl_transport_fatal(self,
+                                  "Fatal error: protocol.buffer_updated() call failed.");
     return 0;
 }
 
@@ -464,8 +256,8 @@ transport_read_buffered(tl_transport *self)
     buf = transport_call_protocol(self, self->st->str_get_buffer, n, 1);
     Py_DECREF(n);
     if (buf == NULL)
-        return transport_fatal(self,
-                               "Fatal error: protocol.get_buffer() call failed.");
+        return tl_transport_fatal(self,
+                                  "Fatal error: protocol.get_buffer() call failed.");
     if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
         /* asyncio takes len(buf) (an empty buffer is the protocol's error),
          * then hands buf to recv_into(), which wants a writable buffer. */
@@ -477,22 +269,22 @@ transport_read_buffered(tl_transport *self)
                             "get_buffer() returned an empty buffer");
         if (len <= 0) {
             Py_DECREF(buf);
-            return transport_fatal(
+            return tl_transport_fatal(
                 self, "Fatal error: protocol.get_buffer() call failed.");
         }
         PyErr_Format(PyExc_TypeError,
                      "recv_into() argument 1 must be read-write bytes-like "
                      "object, not %.200s", Py_TYPE(buf)->tp_name);
         Py_DECREF(buf);
-        return transport_fatal(self, "Fatal read error on socket transport");
+        return tl_transport_fatal(self, "Fatal read error on socket transport");
     }
     Py_DECREF(buf);
     if (view.len == 0) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_RuntimeError,
                         "get_buffer() returned an empty buffer");
-        return transport_fatal(self,
-                               "Fatal error: protocol.get_buffer() call failed.");
+        return tl_transport_fatal(self,
+                                  "Fatal error: protocol.get_buffer() call failed.");
     }
     /* get_buffer() may have paused, closed or aborted the transport;
      * asyncio reads into the buffer anyway and reports what it got with
@@ -510,7 +302,7 @@ transport_read_buffered(tl_transport *self)
         if (transport_would_block(errno))
             return 0;
         transport_set_oserror(errno);
-        return transport_fatal(self, "Fatal read error on socket transport");
+        return tl_transport_fatal(self, "Fatal read error on socket transport");
     }
     if (got == 0)
         return transport_on_eof(self);
@@ -520,8 +312,8 @@ transport_read_buffered(tl_transport *self)
     r = transport_call_protocol(self, self->st->str_buffer_updated, n, 1);
     Py_DECREF(n);
     if (r == NULL)
-        return transport_fatal(self,
-                               "Fatal error: protocol.buffer_updated() call failed.");
+        return tl_transport_fatal(self,
+                                  "Fatal error: protocol.buffer_updated() call failed.");
     Py_DECREF(r);
     return 0;
 }
@@ -548,7 +340,7 @@ transport_read_ready(PyObject *obj)
         if (transport_would_block(errno))
             return 0;
         transport_set_oserror(errno);
-        return transport_fatal(self, "Fatal read error on socket transport");
+        return tl_transport_fatal(self, "Fatal read error on socket transport");
     }
     if (got == 0)
         return transport_on_eof(self);
@@ -558,17 +350,18 @@ transport_read_ready(PyObject *obj)
     r = transport_call_protocol(self, self->st->str_data_received, data, 1);
     Py_DECREF(data);
     if (r == NULL)
-        return transport_fatal(self,
-                               "Fatal error: protocol.data_received() call failed.");
+        return tl_transport_fatal(self,
+                                  "Fatal error: protocol.data_received() call failed.");
     Py_DECREF(r);
     return 0;
 }
 
-/* What the loop calls when fd is readable or writable: the event paths,
- * marked so that a close they cause schedules connection_lost() in the
- * transport's context. */
-static int
-transport_on_readable(PyObject *obj)
+/* What the loop calls when fd is readable: the event path, marked so that
+ * a close it causes schedules connection_lost() in the transport's
+ * context.  (tl_transport_on_writable, in transport_write.c, is its
+ * twin.) */
+int
+tl_transport_on_readable(PyObject *obj)
 {
     tl_transport *self = (tl_transport *)obj;
     int r;
@@ -576,485 +369,6 @@ transport_on_readable(PyObject *obj)
     r = transport_read_ready(obj);
     self->in_event--;
     return r;
-}
-
-static int
-transport_on_writable(PyObject *obj)
-{
-    tl_transport *self = (tl_transport *)obj;
-    int r;
-    self->in_event++;
-    r = transport_write_ready(obj);
-    self->in_event--;
-    return r;
-}
-
-/* ------------------------------------------------------------------ */
-/* Writing                                                             */
-/* ------------------------------------------------------------------ */
-
-static int
-transport_set_waiter(tl_transport *self, PyObject *exc)
-{
-    PyObject *w = self->empty_waiter, *r;
-    if (w == NULL)
-        return 0;
-    Py_INCREF(w);
-    if (exc != NULL)
-        r = PyObject_CallMethod(w, "set_exception", "O", exc);
-    else
-        r = PyObject_CallMethod(w, "set_result", "O", Py_None);
-    Py_DECREF(w);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
-}
-
-static PyObject *transport_call_connection_lost(tl_transport *self,
-                                                PyObject *exc, int enter);
-
-/* The queue drained: stop watching, and finish a close() or write_eof()
- * that waited for it. */
-static int
-transport_drained(tl_transport *self)
-{
-    transport_unwatch(self, 1);
-    if (transport_set_waiter(self, NULL) < 0)
-        return -1;
-    if (self->closing) {
-        PyObject *r = transport_call_connection_lost(self, Py_None, 1);
-        if (r == NULL)
-            return -1;
-        Py_DECREF(r);
-    }
-    else if (self->eof && self->sock != NULL) {
-        if (shutdown(self->fd, SHUT_WR) < 0)
-            return transport_set_oserror(errno);
-    }
-    return 0;
-}
-
-/* Sending queued data failed with the exception set: drop the queue and
- * fail the transport, as asyncio's _write_sendmsg() does. */
-static int
-transport_write_failed(tl_transport *self)
-{
-    PyObject *exc;
-    transport_unwatch(self, 1);
-    transport_clear_queue(self);
-    exc = tl_err_get_raised();
-    Py_INCREF(exc);
-    tl_err_set_raised(exc);
-    if (transport_fatal(self, "Fatal write error on socket transport") < 0) {
-        Py_DECREF(exc);
-        return -1;
-    }
-    if (transport_set_waiter(self, exc) < 0) {
-        Py_DECREF(exc);
-        return -1;
-    }
-    Py_DECREF(exc);
-    return 0;
-}
-
-static int
-transport_write_ready(PyObject *obj)
-{
-    tl_transport *self = (tl_transport *)obj;
-    struct iovec iov[TRANSPORT_IOV];
-    struct msghdr msg;
-    Py_ssize_t i, n;
-    ssize_t sent;
-    if (!self->wwatch || self->conn_lost)
-        return 0;
-    if (self->wq_len == 0)
-        return transport_drained(self);
-    n = self->wq_len < TRANSPORT_IOV ? self->wq_len : TRANSPORT_IOV;
-    for (i = 0; i < n; i++) {
-        PyObject *b = self->wq[(self->wq_head + i) % self->wq_cap];
-        Py_ssize_t off = i == 0 ? self->wq_off : 0;
-        if (!PyBytes_Check(b)) {
-            /* A non-contiguous memoryview: asyncio's sendmsg() raises
-             * BufferError for the whole batch. */
-            PyErr_SetString(PyExc_BufferError,
-                            "memoryview: underlying buffer is not "
-                            "C-contiguous");
-            return transport_write_failed(self);
-        }
-        iov[i].iov_base = PyBytes_AS_STRING(b) + off;
-        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(b) - off);
-    }
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = iov;
-    msg.msg_iovlen = (size_t)n;
-    do {
-        sent = sendmsg(self->fd, &msg, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-    if (sent < 0) {
-        int err = errno;
-        if (transport_would_block(err))
-            return 0;
-        transport_set_oserror(err);
-        return transport_write_failed(self);
-    }
-    transport_consume(self, sent);
-    /* resume_writing() may write more. */
-    if (transport_maybe_resume_protocol(self, 1) < 0)
-        return -1;
-    if (self->wq_len == 0 && self->wwatch)
-        return transport_drained(self);
-    return 0;
-}
-
-/* The bytes of a write() argument as a bytes object to queue, starting at
- * offset: the object itself when it is bytes and nothing was sent, a copy
- * otherwise (a bytearray may change after write() returns). */
-static PyObject *
-transport_chunk(PyObject *data, Py_buffer *view, Py_ssize_t offset)
-{
-    if (offset == 0 && PyBytes_CheckExact(data))
-        return Py_NewRef(data);
-    return PyBytes_FromStringAndSize((char *)view->buf + offset,
-                                     view->len - offset);
-}
-
-static int
-transport_check_data(tl_transport *self, PyObject *data)
-{
-    PyObject *name, *prefix;
-    if (PyBytes_Check(data) || PyByteArray_Check(data)
-        || PyMemoryView_Check(data))
-        return 0;
-    /* asyncio's words, which changed within 3.13 (turboloop._network
-     * copies them from the running asyncio), and type(data).__name__. */
-    prefix = PyObject_GetAttrString((PyObject *)Py_TYPE(self),
-                                    "_write_type_error");
-    if (prefix == NULL)
-        return -1;
-    name = PyType_GetName(Py_TYPE(data));
-    if (name == NULL) {
-        Py_DECREF(prefix);
-        return -1;
-    }
-    PyErr_Format(PyExc_TypeError, "%S'%U'", prefix, name);
-    Py_DECREF(prefix);
-    Py_DECREF(name);
-    return -1;
-}
-
-/* A write while the connection is lost: count it, warn past a threshold. */
-static int
-transport_lost_write(tl_transport *self)
-{
-    if (self->conn_lost >= TRANSPORT_LOST_WRITES_LOG) {
-        PyObject *r = PyObject_CallMethod((PyObject *)self->loop,
-                                          "_transport_lost_write", NULL);
-        if (r == NULL)
-            return -1;
-        Py_DECREF(r);
-    }
-    self->conn_lost++;
-    return 0;
-}
-
-static int
-transport_check_writable(tl_transport *self, const char *what)
-{
-    if (self->eof) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "Cannot call %s() after write_eof()", what);
-        return -1;
-    }
-    if (self->empty_waiter != NULL) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "unable to %s; sendfile is in progress", what);
-        return -1;
-    }
-    return 0;
-}
-
-/* write() of a memoryview that is not contiguous.  asyncio hands it to
- * socket.send(), which refuses it: a fatal write error when nothing is
- * queued; behind queued data it is queued as it is (3.12+, and the next
- * sendmsg() fails) or refused by the bytearray that is the queue (3.11). */
-static PyObject *
-transport_write_strided(tl_transport *self, PyObject *data)
-{
-    PyObject *chunk, *exc;
-    Py_ssize_t n;
-    if (!PyMemoryView_Check(data) || !PyErr_ExceptionMatches(PyExc_BufferError))
-        return NULL;
-    exc = tl_err_get_raised();
-    n = PyObject_Size(data);
-    if (n <= 0 || self->conn_lost || self->wq_len == 0) {
-        if (n < 0) {
-            Py_DECREF(exc);
-            return NULL;
-        }
-        if (n == 0) {
-            Py_DECREF(exc);
-            Py_RETURN_NONE;
-        }
-        if (self->conn_lost) {
-            Py_DECREF(exc);
-            if (transport_lost_write(self) < 0)
-                return NULL;
-            Py_RETURN_NONE;
-        }
-        tl_err_set_raised(exc);
-        if (transport_fatal(self, "Fatal write error on socket transport") < 0)
-            return NULL;
-        Py_RETURN_NONE;
-    }
-    Py_DECREF(exc);
-#if PY_VERSION_HEX < 0x030C0000
-    /* 3.11 queues into a bytearray, whose extend() refuses it. */
-    (void)chunk;
-    PyErr_SetString(PyExc_TypeError,
-                    "can't set bytearray slice from memoryview");
-    return NULL;
-#else
-    /* 3.12+ queues the memoryview, and its next sendmsg() fails. */
-    chunk = Py_NewRef(data);
-    if (transport_queue(self, chunk) < 0)
-        return NULL;
-#endif
-    if (transport_maybe_pause_protocol(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-transport_write(tl_transport *self, PyObject *data)
-{
-    Py_buffer view;
-    ssize_t sent = 0;
-    PyObject *chunk;
-    if (transport_check_data(self, data) < 0
-        || transport_check_writable(self, "write") < 0)
-        return NULL;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-        return transport_write_strided(self, data);
-    if (view.len == 0)
-        goto done;
-    if (self->conn_lost) {
-        PyBuffer_Release(&view);
-        if (transport_lost_write(self) < 0)
-            return NULL;
-        Py_RETURN_NONE;
-    }
-    if (self->wq_len == 0) {
-        /* Nothing queued: try to send it all now. */
-        do {
-            sent = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
-        } while (sent < 0 && errno == EINTR);
-        if (sent < 0) {
-            int err = errno;
-            if (!transport_would_block(err)) {
-                PyBuffer_Release(&view);
-                transport_set_oserror(err);
-                if (transport_fatal(self,
-                                    "Fatal write error on socket transport") < 0)
-                    return NULL;
-                Py_RETURN_NONE;
-            }
-            sent = 0;
-        }
-        if (sent == view.len)
-            goto done;
-        if (transport_watch(self, 1) < 0) {
-            PyBuffer_Release(&view);
-            return NULL;
-        }
-    }
-    if (sent > 0 && self->wq_len == 0 && PyBytes_CheckExact(data)) {
-        /* The rest of a bytes object heads the queue: keep the object and
-         * where the rest starts rather than copy the rest. */
-        PyBuffer_Release(&view);
-        if (transport_queue(self, Py_NewRef(data)) < 0)
-            return NULL;
-        self->wq_off = sent;
-        self->wsize -= sent;
-    }
-    else {
-        chunk = transport_chunk(data, &view, sent);
-        PyBuffer_Release(&view);
-        if (chunk == NULL || transport_queue(self, chunk) < 0)
-            return NULL;
-    }
-    if (transport_maybe_pause_protocol(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-done:
-    PyBuffer_Release(&view);
-    Py_RETURN_NONE;
-}
-
-int
-tl_transport_write(PyObject *transport, PyObject *data)
-{
-    PyObject *r = transport_write((tl_transport *)transport, data);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
-}
-
-int
-tl_transport_is_closing(PyObject *transport)
-{
-    return ((tl_transport *)transport)->closing;
-}
-
-static PyObject *
-transport_writelines(tl_transport *self, PyObject *list)
-{
-    PyObject *seq;
-    Py_ssize_t n;
-#if PY_VERSION_HEX < 0x030C0000
-    /* 3.11: WriteTransport.writelines() is write(b''.join(list_of_data)):
-     * join's errors come first, then write()'s checks, and all of it is
-     * one write (a lost connection counts it once). */
-    Py_ssize_t total = 0;
-    seq = PySequence_Fast(list, "can only join an iterable");
-    if (seq == NULL)
-        return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *data = PySequence_Fast_GET_ITEM(seq, i);
-        Py_buffer view;
-        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "sequence item %zd: expected a bytes-like object, "
-                         "%.80s found", i, Py_TYPE(data)->tp_name);
-            goto error;
-        }
-        total += view.len;
-        PyBuffer_Release(&view);
-    }
-    if (transport_check_writable(self, "write") < 0)
-        goto error;
-    if (total == 0 || self->conn_lost) {
-        Py_DECREF(seq);
-        if (total != 0 && transport_lost_write(self) < 0)
-            return NULL;
-        Py_RETURN_NONE;
-    }
-#else
-    /* 3.12+: the selector transport's own writelines(). */
-    int nonempty, skip_falsy;
-    PyObject *flag;
-    if (transport_check_writable(self, "writelines") < 0)
-        return NULL;
-    nonempty = PyObject_IsTrue(list);
-    if (nonempty <= 0)
-        return nonempty < 0 ? NULL : Py_NewRef(Py_None);
-    if (self->conn_lost) {
-        if (transport_lost_write(self) < 0)
-            return NULL;
-        Py_RETURN_NONE;
-    }
-    /* Whether the running asyncio leaves false items out before making
-     * memoryviews (see turboloop/_network.py). */
-    flag = PyObject_GetAttrString((PyObject *)Py_TYPE(self),
-                                  "_writelines_skips_falsy");
-    skip_falsy = tl_truth_steal(flag);
-    if (skip_falsy < 0)
-        return NULL;
-    seq = PySequence_Fast(list, "object is not iterable");
-    if (seq == NULL)
-        return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *data = PySequence_Fast_GET_ITEM(seq, i);
-        if (skip_falsy) {
-            int truth = PyObject_IsTrue(data);
-            if (truth < 0)
-                goto error;
-            if (!truth)
-                continue;
-        }
-        if (!PyObject_CheckBuffer(data)) {
-            PyErr_Format(PyExc_TypeError,
-                         "memoryview: a bytes-like object is required, "
-                         "not '%.100s'", Py_TYPE(data)->tp_name);
-            goto error;
-        }
-    }
-#endif
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *data = PySequence_Fast_GET_ITEM(seq, i), *chunk;
-        Py_buffer view;
-        if (!PyObject_CheckBuffer(data))
-            continue;           /* a false non-buffer left out above */
-        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
-#if PY_VERSION_HEX >= 0x030C0000
-            /* Not contiguous: queued as it is, for sendmsg() to refuse. */
-            if (PyErr_ExceptionMatches(PyExc_BufferError)) {
-                PyErr_Clear();
-                if (transport_queue(self, Py_NewRef(data)) < 0)
-                    goto error;
-                continue;
-            }
-#endif
-            Py_DECREF(seq);
-            return NULL;
-        }
-        if (view.len == 0) {
-            PyBuffer_Release(&view);
-            continue;
-        }
-        chunk = transport_chunk(data, &view, 0);
-        PyBuffer_Release(&view);
-        if (chunk == NULL || transport_queue(self, chunk) < 0) {
-            Py_DECREF(seq);
-            return NULL;
-        }
-    }
-    Py_DECREF(seq);
-    if (self->wq_len == 0 || self->conn_lost)
-        Py_RETURN_NONE;
-    /* One sendmsg() for all of it now; watch for the rest.  3.11 sends at
-     * once only when nothing was queued before, as write() does; 3.12+
-     * tries in any case. */
-#if PY_VERSION_HEX < 0x030C0000
-    if (!self->wwatch)
-#endif
-    {
-        if (!self->wwatch && transport_watch(self, 1) < 0)
-            return NULL;
-        if (transport_write_ready((PyObject *)self) < 0)
-            return NULL;
-    }
-    if (self->wq_len > 0 && !self->conn_lost
-        && transport_maybe_pause_protocol(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-error:
-    Py_DECREF(seq);
-    return NULL;
-}
-
-static PyObject *
-transport_write_eof(tl_transport *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->closing || self->eof)
-        Py_RETURN_NONE;
-    self->eof = 1;
-    if (self->wq_len == 0 && self->sock != NULL) {
-        if (shutdown(self->fd, SHUT_WR) < 0)
-            return transport_set_oserror(errno), NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-transport_can_write_eof(tl_transport *self, PyObject *Py_UNUSED(ignored))
-{
-    (void)self;
-    Py_RETURN_TRUE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1189,8 +503,9 @@ transport_release(tl_transport *self)
     return res;
 }
 
-static PyObject *
-transport_call_connection_lost(tl_transport *self, PyObject *exc, int enter)
+PyObject *
+tl_transport_call_connection_lost(tl_transport *self, PyObject *exc,
+                                  int enter)
 {
     PyObject *r, *err;
     if (self->sock == NULL)
@@ -1223,7 +538,7 @@ transport_call_connection_lost(tl_transport *self, PyObject *exc, int enter)
 }
 
 /* ------------------------------------------------------------------ */
-/* Flow control and reading state                                      */
+/* Reading state and protocol                                          */
 /* ------------------------------------------------------------------ */
 
 static PyObject *
@@ -1279,142 +594,6 @@ transport_start_reading(tl_transport *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-/* asyncio's _FlowControlMixin._set_write_buffer_limits(high, low), with
- * Python's arithmetic and comparisons on whatever numbers it is given:
- *
- *     if high is None: high = 64 KiB if low is None else 4 * low
- *     if low is None: low = high // 4
- *     if not high >= low >= 0: raise ValueError(...)
- *
- * and the values kept both as objects and as doubles. */
-static int
-transport_set_limits(tl_transport *self, PyObject *args, PyObject *kwds,
-                     const char *fmt)
-{
-    static char *kwlist[] = {"high", "low", NULL};
-    PyObject *ho = Py_None, *lo = Py_None, *high = NULL, *low = NULL, *k;
-    double hd, ld;
-    int ok;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, fmt, kwlist, &ho, &lo))
-        return -1;
-    if (ho != Py_None)
-        high = Py_NewRef(ho);
-    else if (lo == Py_None)
-        high = PyLong_FromLong(TRANSPORT_HIGH_WATER);
-    else if ((k = PyLong_FromLong(4)) != NULL) {
-        high = PyNumber_Multiply(k, lo);
-        Py_DECREF(k);
-    }
-    if (high == NULL)
-        return -1;
-    if (lo != Py_None)
-        low = Py_NewRef(lo);
-    else if ((k = PyLong_FromLong(4)) != NULL) {
-        low = PyNumber_FloorDivide(high, k);
-        Py_DECREF(k);
-    }
-    if (low == NULL)
-        goto error;
-    ok = PyObject_RichCompareBool(high, low, Py_GE);
-    if (ok > 0) {
-        PyObject *zero = PyLong_FromLong(0);
-        ok = zero ? PyObject_RichCompareBool(low, zero, Py_GE) : -1;
-        Py_XDECREF(zero);
-    }
-    if (ok < 0)
-        goto error;
-    if (!ok) {
-        PyErr_Format(PyExc_ValueError,
-                     "high (%R) must be >= low (%R) must be >= 0", high, low);
-        goto error;
-    }
-    hd = PyFloat_AsDouble(high);
-    if (hd == -1.0 && PyErr_Occurred())
-        goto error;
-    ld = PyFloat_AsDouble(low);
-    if (ld == -1.0 && PyErr_Occurred())
-        goto error;
-    Py_XSETREF(self->high_obj, high);
-    Py_XSETREF(self->low_obj, low);
-    self->high = hd;
-    self->low = ld;
-    return 0;
-error:
-    Py_DECREF(high);
-    Py_XDECREF(low);
-    return -1;
-}
-
-static PyObject *
-transport_water_mark(PyObject *obj, double value)
-{
-    if (obj != NULL)
-        return Py_NewRef(obj);
-    return PyLong_FromDouble(value);
-}
-
-static PyObject *
-transport_set_write_buffer_limits(tl_transport *self, PyObject *args,
-                                  PyObject *kwds)
-{
-    if (transport_set_limits(self, args, kwds,
-                             "|OO:set_write_buffer_limits") < 0)
-        return NULL;
-    if (transport_maybe_pause_protocol(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-/* _FlowControlMixin's private API, which asyncio's own code may call on
- * any of its socket transports. */
-static PyObject *
-transport_set_write_buffer_limits_priv(tl_transport *self, PyObject *args,
-                                       PyObject *kwds)
-{
-    if (transport_set_limits(self, args, kwds,
-                             "|OO:_set_write_buffer_limits") < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-transport_maybe_pause_protocol_py(tl_transport *self,
-                                  PyObject *Py_UNUSED(ignored))
-{
-    if (transport_maybe_pause_protocol(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-transport_maybe_resume_protocol_py(tl_transport *self,
-                                   PyObject *Py_UNUSED(ignored))
-{
-    if (transport_maybe_resume_protocol(self, 0) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-transport_get_write_buffer_limits(tl_transport *self,
-                                  PyObject *Py_UNUSED(ignored))
-{
-    PyObject *low = transport_water_mark(self->low_obj, self->low);
-    PyObject *high = low ? transport_water_mark(self->high_obj, self->high)
-                         : NULL;
-    PyObject *r = high ? PyTuple_Pack(2, low, high) : NULL;
-    Py_XDECREF(low);
-    Py_XDECREF(high);
-    return r;
-}
-
-static PyObject *
-transport_get_write_buffer_size(tl_transport *self,
-                                PyObject *Py_UNUSED(ignored))
-{
-    return PyLong_FromSsize_t(self->wsize);
-}
-
 static PyObject *
 transport_set_protocol(tl_transport *self, PyObject *protocol)
 {
@@ -1430,33 +609,9 @@ transport_get_protocol(tl_transport *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-transport_make_empty_waiter(tl_transport *self, PyObject *Py_UNUSED(ignored))
-{
-    PyObject *w;
-    if (self->empty_waiter != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
-        return NULL;
-    }
-    w = PyObject_CallMethod((PyObject *)self->loop, "create_future", NULL);
-    if (w == NULL)
-        return NULL;
-    self->empty_waiter = w;
-    if (self->wq_len == 0 && transport_set_waiter(self, NULL) < 0)
-        return NULL;
-    return Py_NewRef(w);
-}
-
-static PyObject *
-transport_reset_empty_waiter(tl_transport *self, PyObject *Py_UNUSED(ignored))
-{
-    Py_CLEAR(self->empty_waiter);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
 transport_call_connection_lost_py(tl_transport *self, PyObject *exc)
 {
-    return transport_call_connection_lost(self, exc, 0);
+    return tl_transport_call_connection_lost(self, exc, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1603,7 +758,7 @@ transport_clear(tl_transport *self)
     Py_CLEAR(self->low_obj);
     for (int k = 0; k < 4; k++)
         Py_CLEAR(self->flow_slots[k]);
-    transport_clear_queue(self);
+    tl_transport_clear_queue(self);
     /* sock and loop stay until dealloc: the finalizer closes the socket. */
     return 0;
 }
@@ -1696,18 +851,6 @@ transport_get_server(tl_transport *self, void *Py_UNUSED(c))
 }
 
 static PyObject *
-transport_get_high_water(tl_transport *self, void *Py_UNUSED(c))
-{
-    return transport_water_mark(self->high_obj, self->high);
-}
-
-static PyObject *
-transport_get_low_water(tl_transport *self, void *Py_UNUSED(c))
-{
-    return transport_water_mark(self->low_obj, self->low);
-}
-
-static PyObject *
 transport_get_empty_waiter(tl_transport *self, void *Py_UNUSED(c))
 {
     return Py_NewRef(self->empty_waiter ? self->empty_waiter : Py_None);
@@ -1731,13 +874,14 @@ transport_get_protocol_attr(tl_transport *self, void *Py_UNUSED(c))
 }
 
 static PyMethodDef transport_methods[] = {
-    {"write", (PyCFunction)transport_write, METH_O,
+    {"write", (PyCFunction)tl_transport_write_py, METH_O,
      "Write bytes to the transport; never blocks."},
-    {"writelines", (PyCFunction)transport_writelines, METH_O,
+    {"writelines", (PyCFunction)tl_transport_writelines, METH_O,
      "Write a sequence of bytes-like objects."},
-    {"write_eof", (PyCFunction)transport_write_eof, METH_NOARGS,
+    {"write_eof", (PyCFunction)tl_transport_write_eof, METH_NOARGS,
      "Close the write end after flushing buffered data."},
-    {"can_write_eof", (PyCFunction)transport_can_write_eof, METH_NOARGS, NULL},
+    {"can_write_eof", (PyCFunction)tl_transport_can_write_eof, METH_NOARGS,
+     NULL},
     {"close", (PyCFunction)transport_close, METH_NOARGS,
      "Close the transport once the write buffer is flushed."},
     {"abort", (PyCFunction)transport_abort, METH_NOARGS,
@@ -1748,18 +892,18 @@ static PyMethodDef transport_methods[] = {
     {"resume_reading", (PyCFunction)transport_resume_reading, METH_NOARGS,
      NULL},
     {"_set_write_buffer_limits",
-     (PyCFunction)(void (*)(void))transport_set_write_buffer_limits_priv,
+     (PyCFunction)(void (*)(void))tl_transport_set_write_buffer_limits_priv,
      METH_VARARGS | METH_KEYWORDS, NULL},
-    {"_maybe_pause_protocol", (PyCFunction)transport_maybe_pause_protocol_py,
-     METH_NOARGS, NULL},
-    {"_maybe_resume_protocol", (PyCFunction)transport_maybe_resume_protocol_py,
-     METH_NOARGS, NULL},
+    {"_maybe_pause_protocol",
+     (PyCFunction)tl_transport_maybe_pause_protocol_py, METH_NOARGS, NULL},
+    {"_maybe_resume_protocol",
+     (PyCFunction)tl_transport_maybe_resume_protocol_py, METH_NOARGS, NULL},
     {"set_write_buffer_limits",
-     (PyCFunction)(void (*)(void))transport_set_write_buffer_limits,
+     (PyCFunction)(void (*)(void))tl_transport_set_write_buffer_limits,
      METH_VARARGS | METH_KEYWORDS, NULL},
-    {"get_write_buffer_limits", (PyCFunction)transport_get_write_buffer_limits,
-     METH_NOARGS, NULL},
-    {"get_write_buffer_size", (PyCFunction)transport_get_write_buffer_size,
+    {"get_write_buffer_limits",
+     (PyCFunction)tl_transport_get_write_buffer_limits, METH_NOARGS, NULL},
+    {"get_write_buffer_size", (PyCFunction)tl_transport_get_write_buffer_size,
      METH_NOARGS, NULL},
     {"get_extra_info", (PyCFunction)(void (*)(void))transport_get_extra_info,
      METH_VARARGS | METH_KEYWORDS,
@@ -1771,9 +915,9 @@ static PyMethodDef transport_methods[] = {
     {"_call_connection_lost", (PyCFunction)transport_call_connection_lost_py,
      METH_O, NULL},
     {"_force_close", (PyCFunction)transport_force_close_py, METH_O, NULL},
-    {"_make_empty_waiter", (PyCFunction)transport_make_empty_waiter,
+    {"_make_empty_waiter", (PyCFunction)tl_transport_make_empty_waiter,
      METH_NOARGS, NULL},
-    {"_reset_empty_waiter", (PyCFunction)transport_reset_empty_waiter,
+    {"_reset_empty_waiter", (PyCFunction)tl_transport_reset_empty_waiter,
      METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -1783,8 +927,8 @@ static PyGetSetDef transport_getset[] = {
     {"_loop", (getter)transport_get_loop, NULL, NULL, NULL},
     {"_server", (getter)transport_get_server, NULL, NULL, NULL},
     {"_empty_waiter", (getter)transport_get_empty_waiter, NULL, NULL, NULL},
-    {"_high_water", (getter)transport_get_high_water, NULL, NULL, NULL},
-    {"_low_water", (getter)transport_get_low_water, NULL, NULL, NULL},
+    {"_high_water", (getter)tl_transport_get_high_water, NULL, NULL, NULL},
+    {"_low_water", (getter)tl_transport_get_low_water, NULL, NULL, NULL},
     {"_protocol", (getter)transport_get_protocol_attr, NULL, NULL, NULL},
     {"_extra", (getter)transport_get_extra_attr, NULL, NULL, NULL},
     {NULL},

@@ -1,7 +1,7 @@
 """Network setup for turboloop's loop.
 
 The per-event work of sockets -- readiness, recv, send, protocol callbacks --
-is done by the C core (csrc/transport.c).  What runs once per connection or
+is done by the C core (csrc/transport*.c).  What runs once per connection or
 per call -- resolving addresses, happy eyeballs, building a server's sockets,
 accepting, TLS orchestration, sendfile, the sock_* coroutines -- is asyncio's
 own code for the running Python version, taken from asyncio's Unix selector
