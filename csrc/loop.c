@@ -1,4 +1,5 @@
-/* loop.c -- the event loop: ready queue, timers, fd watchers, wake-up.
+/* loop.c -- the event loop: ready queue, timers, one iteration, wake-up,
+ * scheduling and running; the Loop type.
  *
  * run_once() is the heart of the loop and lists its phases in the order of
  * asyncio's BaseEventLoop._run_once, so programs see the same ordering:
@@ -15,23 +16,26 @@
  *      queued (with the timers then due), as an iteration whose poll found
  *      nothing would: see run_once().
  *
+ * This file keeps everything on the per-callback and per-iteration paths.
+ * The colder methods are in files of their own, which loop.h ties
+ * together: loop_lifecycle.c (creation, traverse/clear/dealloc, close,
+ * fork), loop_fd.c (add_reader() and friends), loop_task.c
+ * (create_future(), create_task(), the task factory) and loop_info.c
+ * (stats() and the attributes).
+ *
  * Cold paths (run_until_complete, the exception handler, executors, signal
  * handlers, asyncgen hooks) are Python, in turboloop/__init__.py, on top of
  * the methods defined here.
  */
-#include "tl.h"
+#include "loop.h"
 #include "profile.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#if TL_HAVE_EVENTFD
-#  include <sys/eventfd.h>
-#endif
 
 #define LOOP_MAX_EVENTS 256
 #define LOOP_MIN_SCHEDULED_TO_COMPACT 100
@@ -72,13 +76,6 @@ loop_when_key(double when)
 /* ------------------------------------------------------------------ */
 /* Ready queue                                                         */
 /* ------------------------------------------------------------------ */
-
-static int
-loop_raise_closed(void)
-{
-    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-    return -1;
-}
 
 int
 tl_loop_check_thread(tl_loop *loop)
@@ -720,88 +717,15 @@ loop_run_once(tl_loop *self)
 }
 
 /* ------------------------------------------------------------------ */
-/* Object lifecycle                                                    */
+/* Releasing what the loop holds                                       */
 /* ------------------------------------------------------------------ */
 
-static int
-loop_open_wakeup(tl_loop *self)
-{
-#if TL_HAVE_EVENTFD
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    self->wakeup_fd = self->wakeup_wfd = fd;
-#else
-    int p[2];
-    if (pipe(p) < 0)
-        return errno;
-    for (int i = 0; i < 2; i++) {
-        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
-        fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    }
-    self->wakeup_fd = p[0];
-    self->wakeup_wfd = p[1];
-#endif
-    return tl_poller_modify(self->poller, self->wakeup_fd, 0, TL_POLL_READ);
-}
-
-static void
-loop_close_fds(tl_loop *self)
-{
-    if (self->wakeup_wfd >= 0 && self->wakeup_wfd != self->wakeup_fd)
-        close(self->wakeup_wfd);
-    if (self->wakeup_fd >= 0)
-        close(self->wakeup_fd);
-    self->wakeup_fd = self->wakeup_wfd = -1;
-    if (self->poller != NULL) {
-        tl_poller_close(self->poller);
-        self->poller = NULL;
-    }
-}
-
-static PyObject *
-loop_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
-{
-    tl_state *st = tl_state_from_type(tp);
-    const tl_poller_ops *ops;
-    const char *backend;
-    tl_loop *self;
-    int err;
-    (void)args;
-    (void)kwds;
-    if (st == NULL)
-        return NULL;
-    backend = getenv("TURBOLOOP_POLLER");
-    ops = tl_poller_find(backend);
-    if (ops == NULL) {
-        PyErr_Format(PyExc_ValueError,
-                     "TURBOLOOP_POLLER=%s: unknown poller backend", backend);
-        return NULL;
-    }
-    self = (tl_loop *)tp->tp_alloc(tp, 0);
-    if (self == NULL)
-        return NULL;
-    self->st = st;
-    self->wakeup_fd = self->wakeup_wfd = -1;
-    self->slow_callback_duration = 0.1;
-    tl_ring_init(&self->ready);
-    tl_timerheap_init(&self->timers);
-    err = tl_poller_open(ops, &self->poller);
-    if (err == 0)
-        err = loop_open_wakeup(self);
-    if (err != 0) {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
-}
-
 /* Detach everything the loop holds, then drop it: the decrefs can run
- * arbitrary code (finalizers), which then finds an empty, closed loop. */
-static void
-loop_release_all(tl_loop *self)
+ * arbitrary code (finalizers), which then finds an empty, closed loop.
+ * For tp_clear and close() (loop_lifecycle.c); it stays in this file with
+ * loop_release_entry(), which it shares with loop_run_entry(). */
+void
+tl_loop_release_all(tl_loop *self)
 {
     tl_ring ready = self->ready;
     tl_timerheap timers = self->timers;
@@ -832,66 +756,9 @@ loop_release_all(tl_loop *self)
     free(fds);
 }
 
-static int
-loop_traverse(tl_loop *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->task_factory);
-    Py_VISIT((PyObject *)self->prof);
-    for (size_t i = 0; i < tl_ring_len(&self->ready); i++) {
-        tl_entry *e = tl_ring_at(&self->ready, i);
-        Py_VISIT((PyObject *)e->a);
-        if (e->kind != TL_EV_IO) {      /* there b and c are not objects */
-            Py_VISIT((PyObject *)e->b);
-            Py_VISIT((PyObject *)e->c);
-        }
-    }
-    for (size_t i = 0; i < tl_timerheap_len(&self->timers); i++)
-        Py_VISIT((PyObject *)self->timers.items[i].data);
-    for (int i = 0; i < self->nfds; i++) {
-        Py_VISIT(self->fds[i].reader);
-        Py_VISIT(self->fds[i].writer);
-        Py_VISIT(self->fds[i].fileobj);
-    }
-    /* The instance dict of Python subclasses is visited by the subclass's
-     * own traverse (subtype_traverse). */
-    return 0;
-}
-
-static int
-loop_clear(tl_loop *self)
-{
-    Py_CLEAR(self->task_factory);
-    tl_prof_detach(self);
-    loop_release_all(self);
-    return 0;
-}
-
-static void
-loop_dealloc(tl_loop *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs((PyObject *)self);
-    loop_clear(self);
-    loop_close_fds(self);
-    free(self->rbuf);
-    tp->tp_free(self);
-    Py_DECREF(tp);
-}
-
 /* ------------------------------------------------------------------ */
 /* Scheduling methods                                                  */
 /* ------------------------------------------------------------------ */
-
-static int
-loop_check_closed(tl_loop *self)
-{
-    if (self->closed)
-        return loop_raise_closed();
-    return 0;
-}
 
 /* Split (callback, *args, context=None) from a vectorcall. */
 static int
@@ -928,6 +795,19 @@ loop_parse_callback(tl_loop *self, const char *fname, PyObject *const *args,
     for (Py_ssize_t i = skip + 1; i < nargs; i++)
         PyTuple_SET_ITEM(*cargs, i - skip - 1, Py_NewRef(args[i]));
     return 0;
+}
+
+/* loop_parse_callback() for loop_fd.c.  The scheduling methods here call
+ * the static function, so that call_soon() keeps a direct call. */
+int
+tl_loop_parse_callback(tl_loop *self, const char *fname,
+                       PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames, Py_ssize_t skip,
+                       PyObject **callback, PyObject **cargs,
+                       PyObject **context)
+{
+    return loop_parse_callback(self, fname, args, nargs, kwnames, skip,
+                               callback, cargs, context);
 }
 
 static int
@@ -1311,66 +1191,6 @@ loop_is_closed(tl_loop *self, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(self->closed);
 }
 
-/* The C part of close(): Loop.close() checks and shuts down the executor. */
-static PyObject *
-loop_close_core(tl_loop *self, PyObject *Py_UNUSED(ignored))
-{
-    if (self->running) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "Cannot close a running event loop");
-        return NULL;
-    }
-    if (self->closed)
-        Py_RETURN_NONE;
-    self->closed = 1;
-    tl_prof_detach(self);
-    loop_release_all(self);
-    loop_close_fds(self);
-    Py_RETURN_NONE;
-}
-
-/* In a child made with fork(): the epoll instance and the wake-up eventfd
- * are shared with the parent, so whatever this copy of the loop did to them
- * (a transport closed, a reader removed, a thread waking it) would happen to
- * the parent's loop.  Give the loop its own, with every watched fd
- * registered again.  Called from the Python side's os.register_at_fork()
- * hook. */
-static PyObject *
-loop_reinit_after_fork(tl_loop *self, PyObject *Py_UNUSED(ignored))
-{
-    int err, old_wakeup = self->wakeup_fd, old_wwake = self->wakeup_wfd;
-    if (self->closed || self->poller == NULL)
-        Py_RETURN_NONE;
-    err = tl_poller_reinit(self->poller);
-    if (err == 0) {
-        /* A backend that kept its registrations (poll) must forget the
-         * old wake-up fd, which is closed next. */
-        tl_poller_modify(self->poller, old_wakeup, TL_POLL_READ, 0);
-        if (old_wwake >= 0 && old_wwake != old_wakeup)
-            close(old_wwake);
-        close(old_wakeup);
-        self->wakeup_fd = self->wakeup_wfd = -1;
-        err = loop_open_wakeup(self);
-    }
-    for (int fd = 0; err == 0 && fd < self->nfds; fd++) {
-        unsigned mask = self->fds[fd].mask;
-        if (mask != 0 && tl_poller_modify(self->poller, fd, 0, mask) != 0)
-            self->fds[fd].mask = 0;     /* closed behind our back */
-    }
-    if (err != 0) {
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    self->polling = 0;
-    if (self->running && self->thread_id != PyThread_get_thread_ident()) {
-        /* The thread that ran the loop does not exist in the child. */
-        self->running = 0;
-        self->stopping = 0;
-        self->thread_id = 0;
-    }
-    Py_RETURN_NONE;
-}
-
 static PyObject *
 loop_check_closed_py(tl_loop *self, PyObject *Py_UNUSED(ignored))
 {
@@ -1386,341 +1206,8 @@ loop_get_debug(tl_loop *self, PyObject *Py_UNUSED(ignored))
 }
 
 /* ------------------------------------------------------------------ */
-/* File descriptor watchers                                            */
+/* The type                                                            */
 /* ------------------------------------------------------------------ */
-
-static PyObject *
-loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
-                 PyObject *kwnames, int writer)
-{
-    const char *fname = writer ? "add_writer" : "add_reader";
-    PyObject *callback, *cargs, *context, *h;
-    int fd, r;
-    if (nargs < 1) {
-        PyErr_Format(PyExc_TypeError, "%s() missing required argument 'fd'",
-                     fname);
-        return NULL;
-    }
-    if (loop_check_closed(self) < 0)
-        return NULL;
-    /* context= is the private API's, which asyncio's own transports use
-     * from 3.15 on; the public add_reader()/add_writer() do not pass it. */
-    if (loop_parse_callback(self, fname, args, nargs, kwnames, 1, &callback,
-                            &cargs, &context) < 0)
-        return NULL;
-    if (context == Py_None)
-        context = NULL;
-    h = tl_handle_new(self->st, self->st->HandleType, callback, cargs,
-                      (PyObject *)self, context, 0.0);
-    Py_DECREF(cargs);
-    if (h == NULL)
-        return NULL;
-    /* Creating the handle can run Python code (debug tracebacks), and so
-     * can fileno(): check the loop again after each. */
-    r = loop_check_closed(self) < 0 ? -1 : tl_fd_lookup(self, args[0], &fd);
-    if (r == 0)
-        /* An int no C int holds: what select.epoll.register() says. */
-        PyErr_SetString(PyExc_OverflowError,
-                        "Python int too large to convert to C int");
-    if (r <= 0 || loop_check_closed(self) < 0
-        || tl_fd_add_handle(self, fd, writer, h, args[0]) < 0) {
-        Py_DECREF(h);
-        return NULL;
-    }
-    return h;
-}
-
-static PyObject *
-loop_remove_watcher(tl_loop *self, PyObject *fdobj, int writer)
-{
-    int fd, r;
-    if (self->closed)
-        Py_RETURN_FALSE;
-    r = tl_fd_lookup(self, fdobj, &fd);
-    if (r < 0)
-        return NULL;
-    if (r == 0 || self->closed)
-        Py_RETURN_FALSE;
-    r = tl_fd_remove(self, fd, writer);
-    if (r < 0)
-        return NULL;
-    return PyBool_FromLong(r);
-}
-
-static PyObject *
-loop_add_reader(tl_loop *self, PyObject *const *args, size_t nargsf,
-                PyObject *kwnames)
-{
-    return loop_add_watcher(self, args, PyVectorcall_NARGS(nargsf), kwnames, 0);
-}
-
-static PyObject *
-loop_add_writer(tl_loop *self, PyObject *const *args, size_t nargsf,
-                PyObject *kwnames)
-{
-    return loop_add_watcher(self, args, PyVectorcall_NARGS(nargsf), kwnames, 1);
-}
-
-static PyObject *
-loop_remove_reader(tl_loop *self, PyObject *fd)
-{
-    return loop_remove_watcher(self, fd, 0);
-}
-
-static PyObject *
-loop_remove_writer(tl_loop *self, PyObject *fd)
-{
-    return loop_remove_watcher(self, fd, 1);
-}
-
-static PyObject *
-loop_get_watcher(tl_loop *self, PyObject *fdobj, int writer)
-{
-    int fd;
-    int r = tl_fd_lookup(self, fdobj, &fd);
-    if (r < 0)
-        return NULL;
-    if (r == 0)
-        Py_RETURN_NONE;
-    return tl_fd_get(self, fd, writer);
-}
-
-static PyObject *
-loop_get_reader(tl_loop *self, PyObject *fd)
-{
-    return loop_get_watcher(self, fd, 0);
-}
-
-static PyObject *
-loop_get_writer(tl_loop *self, PyObject *fd)
-{
-    return loop_get_watcher(self, fd, 1);
-}
-
-/* ------------------------------------------------------------------ */
-/* Futures and tasks                                                   */
-/* ------------------------------------------------------------------ */
-
-static PyObject *
-loop_create_future(tl_loop *self, PyObject *Py_UNUSED(ignored))
-{
-    PyTypeObject *tp = self->st->FutureType;
-    tl_future *fut = (tl_future *)tp->tp_alloc(tp, 0);
-    if (fut == NULL)
-        return NULL;
-    if (tl_future_init(self->st, fut, (PyObject *)self) < 0) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    return (PyObject *)fut;
-}
-
-static PyObject *
-loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
-                 PyObject *kwnames)
-{
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    PyObject *coro, *name = Py_None, *context = Py_None, *task, *r;
-    int eager = 0;
-
-    if (nargs != 1) {
-        PyErr_Format(PyExc_TypeError,
-                     "create_task() takes exactly one positional argument "
-                     "(%zd given)", nargs);
-        return NULL;
-    }
-    coro = args[0];
-    if (loop_check_closed(self) < 0)
-        return NULL;
-#if PY_VERSION_HEX >= 0x030E0000
-    if (self->task_factory != NULL) {
-        /* 3.14+: every keyword goes to the factory unchanged. */
-        PyObject **argv = PyMem_Malloc((size_t)(2 + nkw) * sizeof(PyObject *));
-        PyObject *t;
-        if (argv == NULL)
-            return PyErr_NoMemory();
-        argv[0] = (PyObject *)self;
-        for (Py_ssize_t i = 0; i < 1 + nkw; i++)
-            argv[1 + i] = args[i];
-        t = PyObject_Vectorcall(self->task_factory, argv, 2, kwnames);
-        PyMem_Free(argv);
-        return t;
-    }
-#endif
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        PyObject *v = args[nargs + i];
-        if (PyUnicode_CompareWithASCIIString(k, "name") == 0)
-            name = v;
-        else if (PyUnicode_CompareWithASCIIString(k, "context") == 0)
-            context = v;
-#if PY_VERSION_HEX >= 0x030E0000
-        else if (PyUnicode_CompareWithASCIIString(k, "eager_start") == 0) {
-            eager = PyObject_IsTrue(v);
-            if (eager < 0)
-                return NULL;
-        }
-#endif
-        else {
-            PyErr_Format(PyExc_TypeError,
-                         "create_task() got an unexpected keyword argument "
-                         "'%S'", k);
-            return NULL;
-        }
-    }
-    if (self->task_factory == NULL) {
-        task = tl_task_create(self->st, coro, (PyObject *)self, name, context,
-                              eager);
-        if (task != NULL && self->prof != NULL)
-            tl_prof_task_created(self, task);   /* where it was created */
-        return task;
-    }
-    /* Before 3.14 the factory is called without name= (the name is set
-     * afterwards) and without context= unless one was given. */
-    if (context == Py_None)
-        task = PyObject_CallFunctionObjArgs(self->task_factory, self, coro,
-                                            NULL);
-    else {
-        PyObject *argv[3] = {(PyObject *)self, coro, context};
-        task = PyObject_Vectorcall(self->task_factory, argv, 2,
-                                   self->st->kw_context);
-    }
-    if (task == NULL || name == Py_None)
-        return task;
-    r = PyObject_CallMethod(task, "set_name", "O", name);
-    if (r == NULL) {
-        Py_DECREF(task);
-        return NULL;
-    }
-    Py_DECREF(r);
-    return task;
-}
-
-static PyObject *
-loop_set_task_factory(tl_loop *self, PyObject *factory)
-{
-    if (factory != Py_None && !PyCallable_Check(factory)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "task factory must be a callable or None");
-        return NULL;
-    }
-    Py_XSETREF(self->task_factory,
-               factory == Py_None ? NULL : Py_NewRef(factory));
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-loop_get_task_factory(tl_loop *self, PyObject *Py_UNUSED(ignored))
-{
-    return Py_NewRef(self->task_factory ? self->task_factory : Py_None);
-}
-
-/* ------------------------------------------------------------------ */
-/* Introspection                                                       */
-/* ------------------------------------------------------------------ */
-
-static PyObject *
-loop_stats(tl_loop *self, PyObject *Py_UNUSED(ignored))
-{
-    return Py_BuildValue(
-        "{s:K,s:K,s:d,s:d,s:n,s:n,s:n,s:s}",
-        "iterations", self->n_iterations,
-        "callbacks", self->n_callbacks,
-        "poll_time", (double)self->poll_ns / 1e9,
-        "run_time", (double)self->run_ns / 1e9,
-        "ready", (Py_ssize_t)tl_ring_len(&self->ready),
-        "timers", (Py_ssize_t)tl_timerheap_len(&self->timers),
-        "timers_cancelled", self->timer_cancelled,
-        "poller", self->poller ? tl_poller_name(self->poller) : "closed");
-}
-
-static PyObject *
-loop_timer_handles(tl_loop *self, PyObject *Py_UNUSED(ignored))
-{
-    /* The scheduled TimerHandles, in no particular order (asyncio exposes
-     * its heap as _scheduled; tests and debuggers look at it). */
-    PyObject *l = PyList_New(0);
-    if (l == NULL)
-        return NULL;
-    for (size_t i = 0; i < tl_timerheap_len(&self->timers); i++) {
-        if (PyList_Append(l, (PyObject *)self->timers.items[i].data) < 0) {
-            Py_DECREF(l);
-            return NULL;
-        }
-    }
-    return l;
-}
-
-static PyObject *
-loop_get_ready_count(tl_loop *self, void *Py_UNUSED(c))
-{
-    return PyLong_FromSize_t(tl_ring_len(&self->ready));
-}
-
-static PyObject *
-loop_get_debug_attr(tl_loop *self, void *Py_UNUSED(c))
-{
-    return PyBool_FromLong(self->debug);
-}
-
-static int
-loop_set_debug_attr(tl_loop *self, PyObject *v, void *Py_UNUSED(c))
-{
-    int b = tl_setter_bool(v);
-    if (b < 0)
-        return -1;
-    self->debug = (char)b;
-    return 0;
-}
-
-static PyObject *
-loop_get_slow(tl_loop *self, void *Py_UNUSED(c))
-{
-    return PyFloat_FromDouble(self->slow_callback_duration);
-}
-
-static int
-loop_set_slow(tl_loop *self, PyObject *v, void *Py_UNUSED(c))
-{
-    double d;
-    if (v == NULL) {
-        PyErr_SetString(PyExc_AttributeError,
-                        "cannot delete slow_callback_duration");
-        return -1;
-    }
-    d = PyFloat_AsDouble(v);
-    if (d == -1.0 && PyErr_Occurred())
-        return -1;
-    self->slow_callback_duration = d;
-    return 0;
-}
-
-static PyObject *
-loop_get_closed(tl_loop *self, void *Py_UNUSED(c))
-{
-    return PyBool_FromLong(self->closed);
-}
-
-static PyObject *
-loop_get_stopping(tl_loop *self, void *Py_UNUSED(c))
-{
-    return PyBool_FromLong(self->stopping);
-}
-
-static PyObject *
-loop_get_thread_id(tl_loop *self, void *Py_UNUSED(c))
-{
-    if (self->thread_id == 0)
-        Py_RETURN_NONE;
-    return PyLong_FromUnsignedLong(self->thread_id);
-}
-
-static PyObject *
-loop_get_task_factory_attr(tl_loop *self, void *Py_UNUSED(c))
-{
-    return loop_get_task_factory(self, NULL);
-}
 
 static PyMethodDef loop_methods[] = {
     {"time", (PyCFunction)loop_time, METH_NOARGS,
@@ -1742,48 +1229,48 @@ static PyMethodDef loop_methods[] = {
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, NULL},
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},
-    {"_close", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
+    {"_close", (PyCFunction)tl_loop_close_core, METH_NOARGS, NULL},
     {"_check_closed", (PyCFunction)loop_check_closed_py, METH_NOARGS, NULL},
-    {"_reinit_after_fork", (PyCFunction)loop_reinit_after_fork, METH_NOARGS,
+    {"_reinit_after_fork", (PyCFunction)tl_loop_reinit_after_fork, METH_NOARGS,
      NULL},
     {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
-    {"_add_reader", (PyCFunction)(void (*)(void))loop_add_reader,
+    {"_add_reader", (PyCFunction)(void (*)(void))tl_loop_add_reader,
      METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"_add_writer", (PyCFunction)(void (*)(void))loop_add_writer,
+    {"_add_writer", (PyCFunction)(void (*)(void))tl_loop_add_writer,
      METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"_remove_reader", (PyCFunction)loop_remove_reader, METH_O, NULL},
-    {"_remove_writer", (PyCFunction)loop_remove_writer, METH_O, NULL},
+    {"_remove_reader", (PyCFunction)tl_loop_remove_reader, METH_O, NULL},
+    {"_remove_writer", (PyCFunction)tl_loop_remove_writer, METH_O, NULL},
     {"_c_sock_recv", (PyCFunction)(void (*)(void))tl_sock_recv,
      METH_FASTCALL, NULL},
     {"_c_sock_recv_into", (PyCFunction)(void (*)(void))tl_sock_recv_into,
      METH_FASTCALL, NULL},
     {"_c_sock_sendall", (PyCFunction)(void (*)(void))tl_sock_sendall,
      METH_FASTCALL, NULL},
-    {"_get_reader", (PyCFunction)loop_get_reader, METH_O, NULL},
-    {"_get_writer", (PyCFunction)loop_get_writer, METH_O, NULL},
-    {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
+    {"_get_reader", (PyCFunction)tl_loop_get_reader, METH_O, NULL},
+    {"_get_writer", (PyCFunction)tl_loop_get_writer, METH_O, NULL},
+    {"create_future", (PyCFunction)tl_loop_create_future, METH_NOARGS,
      "Create a Future object attached to the loop."},
-    {"create_task", (PyCFunction)(void (*)(void))loop_create_task,
+    {"create_task", (PyCFunction)(void (*)(void))tl_loop_create_task,
      METH_FASTCALL | METH_KEYWORDS, "Schedule a coroutine object."},
-    {"set_task_factory", (PyCFunction)loop_set_task_factory, METH_O, NULL},
-    {"get_task_factory", (PyCFunction)loop_get_task_factory, METH_NOARGS,
+    {"set_task_factory", (PyCFunction)tl_loop_set_task_factory, METH_O, NULL},
+    {"get_task_factory", (PyCFunction)tl_loop_get_task_factory, METH_NOARGS,
      NULL},
-    {"stats", (PyCFunction)loop_stats, METH_NOARGS,
+    {"stats", (PyCFunction)tl_loop_stats, METH_NOARGS,
      "Counters of what the loop has done."},
-    {"_timer_handles", (PyCFunction)loop_timer_handles, METH_NOARGS, NULL},
+    {"_timer_handles", (PyCFunction)tl_loop_timer_handles, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef loop_getset[] = {
-    {"_debug", (getter)loop_get_debug_attr, (setter)loop_set_debug_attr, NULL,
-     NULL},
-    {"slow_callback_duration", (getter)loop_get_slow, (setter)loop_set_slow,
-     NULL, NULL},
-    {"_closed", (getter)loop_get_closed, NULL, NULL, NULL},
-    {"_stopping", (getter)loop_get_stopping, NULL, NULL, NULL},
-    {"_thread_id", (getter)loop_get_thread_id, NULL, NULL, NULL},
-    {"_task_factory", (getter)loop_get_task_factory_attr, NULL, NULL, NULL},
-    {"_ready_count", (getter)loop_get_ready_count, NULL, NULL, NULL},
+    {"_debug", (getter)tl_loop_get_debug_attr,
+     (setter)tl_loop_set_debug_attr, NULL, NULL},
+    {"slow_callback_duration", (getter)tl_loop_get_slow,
+     (setter)tl_loop_set_slow, NULL, NULL},
+    {"_closed", (getter)tl_loop_get_closed, NULL, NULL, NULL},
+    {"_stopping", (getter)tl_loop_get_stopping, NULL, NULL, NULL},
+    {"_thread_id", (getter)tl_loop_get_thread_id, NULL, NULL, NULL},
+    {"_task_factory", (getter)tl_loop_get_task_factory_attr, NULL, NULL, NULL},
+    {"_ready_count", (getter)tl_loop_get_ready_count, NULL, NULL, NULL},
     {NULL},
 };
 
@@ -1794,10 +1281,10 @@ static PyMemberDef loop_members[] = {
 };
 
 static PyType_Slot loop_slots[] = {
-    {Py_tp_new, loop_tp_new},
-    {Py_tp_dealloc, loop_dealloc},
-    {Py_tp_traverse, loop_traverse},
-    {Py_tp_clear, loop_clear},
+    {Py_tp_new, tl_loop_tp_new},
+    {Py_tp_dealloc, tl_loop_dealloc},
+    {Py_tp_traverse, tl_loop_traverse},
+    {Py_tp_clear, tl_loop_clear},
     {Py_tp_methods, loop_methods},
     {Py_tp_getset, loop_getset},
     {Py_tp_members, loop_members},
