@@ -34,6 +34,22 @@ ALSO_FILTERS = ["micro/udp_pingpong", "http/streams-keepalive/*", "syscalls/*",
 CALLGRIND_LOOPS = ("uvloop", "turboloop")
 
 
+# Sections after this line in the page are measured by other commands
+# (each names its own) and kept as they are when the page is rewritten.
+KEEP_MARKER = "<!-- Sections below are measured by the commands they name; bench.docs keeps them. -->"
+
+
+def kept_sections(path):
+    """The part of the page at `path` from KEEP_MARKER on, or ""."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    i = text.find(KEEP_MARKER)
+    return "" if i < 0 else "\n" + text[i:]
+
+
 def _progress(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -379,10 +395,10 @@ def render(main, also, counts, splits, tls, command, started, elapsed, http_coun
       "every call (so each poll finds more requests ready than it would at full speed), "
       "and `perf stat` on the kernel's syscall tracepoints, which does not.  `poll` is "
       "epoll_wait (uvloop: epoll_pwait); `recv` and `send` count every read and write "
-      "call.  After a "
-      "poll that delivered I/O, turboloop runs the callbacks that I/O queued (the task "
-      "woken by `data_received()`) before it polls again, as libuv does, instead of polling "
-      "once more with a zero timeout first (docs/design.md).\n")
+      "call.  turboloop polls before every batch of callbacks, as asyncio does: after a "
+      "batch of I/O callbacks, once more with a zero timeout before the callbacks they "
+      "queued, where libuv runs those at once.  Skipping that poll would halve the polls, "
+      "and would change which callbacks run in which iteration (docs/design.md).\n")
     for t in by_kind.get("System calls per request", []):
         w(t.markdown())
         w("")
@@ -555,6 +571,7 @@ def main(argv=None):
     elapsed = time.monotonic() - t0
     page = render(main_run, also, counts, splits, tls, command, started, elapsed, http_counts,
                   breakdown)
+    page += kept_sections(args.out)
     with open(args.out, "w") as f:
         f.write(page)
     if args.json:

@@ -308,6 +308,7 @@ class Profiler:
     def reset(self) -> None: ...
     def snapshot(self, *, trace: bool = True, finished: bool = True) -> dict[str, Any]: ...
 
+@final
 class SSLReadBuffer:
     """SSLReadBuffer(size=262144): the memory a loop's TLS connections
     receive records and collect decrypted data in."""
