@@ -324,12 +324,14 @@ prof_copy_take(tl_prof *p, prof_copy *c, int events, int finished)
     for (size_t i = 0; i < p->ntasks; i++)
         if (p->tasks[i].ref != NULL)
             c->tasks[c->ntasks++] = p->tasks[i];
-    if (finished) {
+    /* memcpy() from a NULL table is undefined even for 0 bytes. */
+    if (finished && p->ndone > 0) {
         memcpy(c->tasks + c->ntasks, p->done, p->ndone * sizeof(prof_task));
         c->ntasks += p->ndone;
     }
     c->nsites = p->nsites;
-    memcpy(c->sites, p->sites, p->nsites * sizeof(prof_site));
+    if (p->nsites > 0)
+        memcpy(c->sites, p->sites, p->nsites * sizeof(prof_site));
     c->nslow = p->nslow;
     memcpy(c->slow, p->slow, sizeof(c->slow));
     c->hists[0] = p->timer_late;
