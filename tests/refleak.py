@@ -10,7 +10,11 @@ the process's open file descriptors.  As in CPython, a test leaks
 references or blocks when every measured run grew them (by at least one),
 and file descriptors when any measured run changed their number.  The
 report lists the leaking tests with their deltas; the exit status is 1 if
-there is any.  Without a debug interpreter only blocks and fds are
+there is any.  A turboloop test that seems to leak is measured again
+against its asyncio twin (the same test on stock asyncio), run the same
+way right after it: pytest's own fixtures keep things per run (tmp_path's
+bookkeeping, caplog's records), and only growth beyond the twin's is
+reported.  A test without a twin is reported as measured.  Without a debug interpreter only blocks and fds are
 measured.
 
 The pytest arguments default to `tests -q -p no:cacheprovider`; the
@@ -68,6 +72,8 @@ class RefleakPlugin:
         self.rounds = rounds
         self.leaks = []
         self.checked = 0
+        self.baselined = 0
+        self.twins = {}
 
     def pytest_collection_modifyitems(self, config, items):
         keep, drop = [], []
@@ -78,15 +84,30 @@ class RefleakPlugin:
             flat = [x for n in flat for x in (n if isinstance(n, tuple) else (n,))]
             (drop if flat and all(x == "asyncio" for x in flat) else keep).append(item)
         items[:] = keep
+        # The asyncio twins are not measured for themselves, only as the
+        # baseline of a turboloop test that seems to leak (see _twin()).
+        self.twins = {item.nodeid: item for item in drop}
         config.hook.pytest_deselected(items=drop)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item, nextitem):
-        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-        runs = self.warmup + self.rounds
+    def _twin(self, item):
+        """The asyncio twin of a turboloop test, or None: the same test with
+        every turboloop parameter id (turboloop, turboloop-poll) made
+        asyncio.  What pytest's own fixtures keep per run (tmp_path's
+        bookkeeping, caplog's) grows its count just the same, so only growth
+        beyond the twin's is turboloop's."""
+        head, sep, ids = item.nodeid.partition("[")
+        if not sep:
+            return None
+        ids = ids.replace("turboloop-poll", "asyncio").replace("turboloop", "asyncio")
+        return self.twins.get(head + "[" + ids)
+
+    def _deltas(self, item, nextitem):
+        """Run item warmup + rounds times; the (refs, blocks, fds) growth of
+        each measured run and the last run's reports.  The deltas are None
+        when a run failed or was skipped."""
         deltas = []
         reports = []
-        for i in range(runs):
+        for i in range(self.warmup + self.rounds):
             # What a run captured (its stdout, its log) is kept on the item
             # for the report: only the last run's is wanted, and the others
             # would count as a leak.
@@ -96,24 +117,49 @@ class RefleakPlugin:
             # does: the test's own fixtures, not those of its module.
             reports = runtestprotocol(item, nextitem=nextitem, log=False)
             if any(r.failed or r.skipped for r in reports):
-                # A failing or skipped test says nothing about leaks; report
-                # it as it is.
-                break
+                return None, reports
             if before is not None:
                 after = _measure()
                 deltas.append(tuple(a - b for a, b in zip(after, before)))
-        else:
+        return deltas, reports
+
+    @staticmethod
+    def _problems(deltas):
+        refs = [d[0] for d in deltas]
+        blocks = [d[1] for d in deltas]
+        fds = [d[2] for d in deltas]
+        problems = []
+        if hasattr(sys, "gettotalrefcount") and all(d >= 1 for d in refs):
+            problems.append(f"references {refs}")
+        if all(d >= 1 for d in blocks):
+            problems.append(f"memory blocks {blocks}")
+        if any(fds):
+            problems.append(f"file descriptors {fds}")
+        return problems
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        deltas, reports = self._deltas(item, nextitem)
+        if deltas is not None:
+            # A failing or skipped test says nothing about leaks; it is
+            # reported as it is.
             self.checked += 1
-            refs = [d[0] for d in deltas]
-            blocks = [d[1] for d in deltas]
-            fds = [d[2] for d in deltas]
-            problems = []
-            if hasattr(sys, "gettotalrefcount") and all(d >= 1 for d in refs):
-                problems.append(f"references {refs}")
-            if all(d >= 1 for d in blocks):
-                problems.append(f"memory blocks {blocks}")
-            if any(fds):
-                problems.append(f"file descriptors {fds}")
+            problems = self._problems(deltas)
+            twin = self._twin(item) if problems else None
+            if twin is not None:
+                base, _ = self._deltas(twin, nextitem)
+                if base is None:
+                    problems.append("(its asyncio twin failed: no baseline)")
+                else:
+                    excess = [tuple(t - b for t, b in zip(d, bd)) for d, bd in zip(deltas, base)]
+                    problems = self._problems(excess)
+                    if problems:
+                        problems.append(f"beyond its asyncio twin's {[d[0] for d in base]}")
+                    else:
+                        self.baselined += 1
+            elif problems:
+                problems.append("(no asyncio twin)")
             if problems:
                 self.leaks.append((item.nodeid, problems))
         for report in reports:
@@ -127,6 +173,9 @@ class RefleakPlugin:
         tr.write_line(f"-R {self.warmup}:{self.rounds}: {self.checked} tests measured "
                       f"({'refcounts, ' if hasattr(sys, 'gettotalrefcount') else ''}"
                       f"memory blocks, file descriptors)")
+        if self.baselined:
+            tr.write_line(f"{self.baselined} tests grew no more than their asyncio twins "
+                          "(what pytest's fixtures keep per run): not leaks")
         if not self.leaks:
             tr.write_line("no leaks")
         for nodeid, problems in self.leaks:
