@@ -360,9 +360,14 @@ sp_read_bytes(tl_sslproto *self, Py_ssize_t n, PyObject **out)
 {
     PyObject *args[2], *r;
     Py_ssize_t count;
-    args[1] = PyLong_FromSsize_t(n);
-    if (args[1] == NULL)
-        return -1;
+    if (self->size_obj == NULL || self->size_val != n) {
+        PyObject *v = PyLong_FromSsize_t(n);
+        if (v == NULL)
+            return -1;
+        Py_XSETREF(self->size_obj, v);
+        self->size_val = n;
+    }
+    args[1] = Py_NewRef(self->size_obj);
     args[0] = Py_NewRef(OBJ(self->sslsock));
     self->taken_valid = 0;
     self->out_clean = 0;
@@ -391,16 +396,24 @@ sp_read_bytes(tl_sslproto *self, Py_ssize_t n, PyObject **out)
 }
 
 /* A read the accounting skipped, made anyway when checks are on: 0 if it
- * raised SSLWantReadError (or SSLSyscallError) as it had to. */
+ * raised SSLWantReadError (or SSLSyscallError) as it had to.  What OpenSSL
+ * has taken is then asked again, so that the reads that follow are planned
+ * as they are without checks (sp_read_copied's one-record read needs it
+ * known). */
 static int
 sp_check_skip(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
 {
-    Py_ssize_t got;
+    Py_ssize_t got, left;
     if (SP_OBJ(self->st, SP_CHECKS) == NULL || n == 0)
         return 0;
     got = sp_read_into(self, b, p, n);
-    if (got == SP_RETRY)
+    if (got == SP_RETRY) {
+        if (sp_bio_pending(self, self->incoming, &left) < 0)
+            return -1;
+        self->taken = self->fed - (unsigned long long)left;
+        self->taken_valid = 1;
         return 0;
+    }
     if (got >= 0)
         PyErr_Format(PyExc_SystemError,
                      "turboloop: a TLS read skipped as empty returned %zd "
@@ -467,6 +480,41 @@ sp_join(PyObject *parts, const char *tail, Py_ssize_t n)
     return r;
 }
 
+/* What a TLS record's body holds beyond its plaintext, at least, for the
+ * SSL object's cipher: 17 bytes under TLS 1.3 with a 16-byte AEAD tag (the
+ * tag and TLSInnerPlaintext's content type; padding only adds to it), so
+ * that a record of n bytes holds at most n - 5 - 17 bytes of data.  0 (not
+ * known) for anything else: TLS 1.2, whose records differ per cipher and
+ * whose cipher a renegotiation can change, AES-CCM-8's 8-byte tag, and
+ * suites this list does not know.  Asked once per SSL object, from the
+ * exact _ssl object (a C method: no Python code runs). */
+static int
+sp_read_room(tl_sslproto *self)
+{
+    static const char *const suites[] = {
+        "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_CCM_SHA256",
+    };
+    PyObject *c = PyObject_CallMethod(OBJ(self->sslsock), "cipher", NULL);
+    PyObject *name;
+    if (c == NULL)
+        return -1;
+    self->plain_room = 0;
+    if (PyTuple_Check(c) && PyTuple_GET_SIZE(c) > 0
+        && PyUnicode_Check(name = PyTuple_GET_ITEM(c, 0))) {
+        const char *s = PyUnicode_AsUTF8(name);
+        if (s == NULL) {
+            Py_DECREF(c);
+            return -1;
+        }
+        for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+            if (strcmp(s, suites[i]) == 0)
+                self->plain_room = 17;
+    }
+    Py_DECREF(c);
+    return 0;
+}
+
 /* asyncio's _do_read__copied: read until the SSL object has nothing more,
  * then one data_received() with all of it, then close_notify if a read
  * returned end of stream.  The data is collected in the loop's read buffer
@@ -475,7 +523,10 @@ sp_join(PyObject *parts, const char *tail, Py_ssize_t n)
  * When what there is to read is one complete record, which is how small
  * messages come, read(n) with n the record's size returns the data in a
  * bytes object of its own, and OpenSSL has then taken exactly that record:
- * no copy, and no question to the BIO afterwards. */
+ * no copy, and no question to the BIO afterwards.  Where the least the
+ * record holds beyond its plaintext is known (sp_read_room), n is the
+ * most plaintext the record can hold, which is usually exactly what it
+ * holds: the bytes object is not shrunk afterwards. */
 static int
 sp_read_copied(tl_sslproto *self)
 {
@@ -490,10 +541,19 @@ sp_read_copied(tl_sslproto *self)
         && Py_IS_TYPE(OBJ(self->sslsock),
                       (PyTypeObject *)SP_OBJ(self->st, SP_T_SSLSOCKET))) {
         unsigned long long end = self->complete_end;
+        Py_ssize_t rec = (Py_ssize_t)(end - self->taken), want = rec;
         char clean = self->out_clean;
-        got = sp_read_bytes(self, (Py_ssize_t)(end - self->taken), &first);
+        if (self->plain_room < 0 && sp_read_room(self) < 0)
+            return -1;
+        if (self->plain_room > 0 && rec > 5 + self->plain_room)
+            want = rec - 5 - self->plain_room;
+        got = sp_read_bytes(self, want, &first);
         if (got == -1)
             return -1;
+        /* What was read came from that record, whose plaintext is no
+         * longer than want: all of it. */
+        if (got > 0 && want < rec)
+            self->plain_maybe = 0;
         if (got == 0) {
             eof = 1;
             self->eof_seen = 1;
