@@ -19,8 +19,10 @@
  * (but for one fix, see sp_read_buffered):
  *
  * - SSLObject.read(), write() and pending() are called on the _ssl object
- *   under the SSLObject (its _sslobj), as SSLObject's own methods do.
- * - Decrypted data is read into a bytes object of the record's size, or
+ *   under the SSLObject (its _sslobj), as SSLObject's own methods do, and
+ *   the methods of the _ssl objects through the C functions behind them.
+ * - Decrypted data is read into a bytes object of the record's size (of
+ *   the most data the record can hold, where that is known), or
  *   into the loop's read buffer (sslproto.h) and copied out once, where
  *   asyncio reads into a new 256 KiB bytes object and shrinks it.
  * - A read that can only raise SSLWantReadError is not made (see "Record
@@ -72,16 +74,41 @@ sp_call1(PyObject *obj, PyObject *name, PyObject *arg)
                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
-/* obj.<name>(args[1:]), args[0] being obj: through the method descriptor
- * at index descr when obj is exactly of the type at index tp (the _ssl
- * objects: no attribute lookup), else by name. */
+typedef PyObject *(*sp_fastcall)(PyObject *, PyObject *const *, Py_ssize_t);
+
+/* The C function behind d, a method descriptor of one of the _ssl types,
+ * when it takes its arguments as flags says (METH_O, METH_VARARGS, ...);
+ * else NULL. */
+static PyMethodDef *
+sp_method(PyObject *d, int flags)
+{
+    PyMethodDef *m;
+    if (!Py_IS_TYPE(d, &PyMethodDescr_Type))
+        return NULL;
+    m = ((PyMethodDescrObject *)d)->d_method;
+    return m->ml_flags == flags ? m : NULL;
+}
+
+/* obj.<name>(args[1:]), args[0] being obj: when obj is exactly of the type
+ * at index tp (the _ssl objects), through the method descriptor at index
+ * descr, whose C function is called directly for the calling conventions
+ * the _ssl methods use (that is what calling the descriptor does, after
+ * checking obj's type: no attribute lookup, no bound method); else by
+ * name. */
 static PyObject *
 sp_call_ssl(tl_sslproto *self, int tp, int descr, int name,
             PyObject *const *args, Py_ssize_t nargs)
 {
-    if (Py_IS_TYPE(args[0], (PyTypeObject *)SP_OBJ(self->st, tp)))
-        return PyObject_Vectorcall(SP_OBJ(self->st, descr), args,
-                                   (size_t)nargs, NULL);
+    if (Py_IS_TYPE(args[0], (PyTypeObject *)SP_OBJ(self->st, tp))) {
+        PyObject *d = SP_OBJ(self->st, descr);
+        PyMethodDef *m;
+        if (nargs == 2 && (m = sp_method(d, METH_O)) != NULL)
+            return m->ml_meth(args[0], args[1]);
+        if ((m = sp_method(d, METH_FASTCALL)) != NULL)
+            return ((sp_fastcall)(void (*)(void))m->ml_meth)(
+                args[0], args + 1, nargs - 1);
+        return PyObject_Vectorcall(d, args, (size_t)nargs, NULL);
+    }
     return PyObject_VectorcallMethod(SP_OBJ(self->st, name), args,
                                      (size_t)nargs, NULL);
 }
@@ -359,19 +386,35 @@ static Py_ssize_t
 sp_read_bytes(tl_sslproto *self, Py_ssize_t n, PyObject **out)
 {
     PyObject *args[2], *r;
+    PyMethodDef *m = sp_method(SP_OBJ(self->st, SP_D_READ), METH_VARARGS);
     Py_ssize_t count;
-    if (self->size_obj == NULL || self->size_val != n) {
-        PyObject *v = PyLong_FromSsize_t(n);
+    if (self->size_obj == NULL || self->size_val != n
+        || Py_REFCNT(self->size_obj) != 1) {
+        PyObject *v = PyLong_FromSsize_t(n), *t;
         if (v == NULL)
             return -1;
-        Py_XSETREF(self->size_obj, v);
+        t = PyTuple_Pack(1, v);
+        Py_DECREF(v);
+        if (t == NULL)
+            return -1;
+        Py_XSETREF(self->size_obj, t);
         self->size_val = n;
     }
-    args[1] = Py_NewRef(self->size_obj);
+    args[1] = Py_NewRef(PyTuple_GET_ITEM(self->size_obj, 0));
     args[0] = Py_NewRef(OBJ(self->sslsock));
     self->taken_valid = 0;
     self->out_clean = 0;
-    r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_READ, SP_N_READ, args, 2);
+    if (m != NULL
+        && Py_IS_TYPE(args[0],
+                      (PyTypeObject *)SP_OBJ(self->st, SP_T_SSLSOCKET))) {
+        /* read(n) takes a tuple of arguments: ours, kept for the next
+         * read of the same size. */
+        PyObject *t = Py_NewRef(self->size_obj);
+        r = m->ml_meth(args[0], t);
+        Py_DECREF(t);
+    }
+    else
+        r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_READ, SP_N_READ, args, 2);
     Py_DECREF(args[0]);
     Py_DECREF(args[1]);
     if (r == NULL) {

@@ -135,8 +135,8 @@ typedef struct {
     /* What a TLS record's body holds beyond its plaintext, at least (see
      * sp_read_room in sslproto.c): -1 not known yet, 0 nothing known. */
     signed char plain_room;
-    /* The last size read(n) was asked for, as an int, for the next read
-     * of the same size. */
+    /* The arguments of the last read(n), the tuple (n,), for the next read
+     * of the same size (sp_read_bytes). */
     Py_ssize_t size_val;
     PyObject *size_obj;
 } tl_sslproto;
