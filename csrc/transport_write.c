@@ -371,7 +371,14 @@ tl_transport_write_py(tl_transport *self, PyObject *data)
     if (transport_check_data(self, data) < 0
         || transport_check_writable(self, "write") < 0)
         return NULL;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+    if (PyBytes_CheckExact(data)) {
+        /* A bytes object's memory, read directly (PyBuffer_Release() does
+         * nothing for a view without an object). */
+        view.obj = NULL;
+        view.buf = PyBytes_AS_STRING(data);
+        view.len = PyBytes_GET_SIZE(data);
+    }
+    else if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return transport_write_strided(self, data);
     if (view.len == 0)
         goto done;
