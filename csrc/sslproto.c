@@ -229,7 +229,22 @@ sp_account(tl_sslproto *self, const unsigned char *p, Py_ssize_t n)
 {
     while (n > 0 && !self->frame_lost) {
         if (self->body_left == 0 && self->hdr_have == 0 && n >= 5) {
-            /* a whole header at once */
+            /* A whole header at once (the usual case): the record is
+             * checked as below, and taken whole when it is all here. */
+            unsigned len = (unsigned)p[3] << 8 | p[4];
+            if (p[0] < 20 || p[0] > 24 || p[1] != 3 || len > SP_RECORD_MAX) {
+                self->rec_start = self->fed;
+                self->frame_lost = 1;
+                break;
+            }
+            if ((Py_ssize_t)len <= n - 5) {
+                self->last_start = self->fed;
+                self->fed += 5 + (unsigned long long)len;
+                self->complete_end = self->fed;
+                p += 5 + len;
+                n -= 5 + (Py_ssize_t)len;
+                continue;
+            }
             memcpy(self->hdr, p, 4);
             self->hdr_have = 4;
             self->fed += 4;
