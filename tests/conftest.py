@@ -40,6 +40,7 @@ import logging
 import os
 import pathlib
 import shutil
+import signal
 import tempfile
 
 import pytest
@@ -52,6 +53,13 @@ from support import KINDS, POLL_KIND, finish_kinds, make_kind, open_fds, quiet_d
 TEST_TIMEOUT = float(os.environ.get("TURBOLOOP_TEST_TIMEOUT", "120"))
 
 _CONFORMANCE = pathlib.Path(__file__).parent / "conformance"
+
+# A shell without job control starts a background command with SIGINT
+# ignored, and child processes inherit that: Python then leaves Ctrl-C
+# ignored in them, and the tests that press Ctrl-C in a child would fail
+# for the way the suite was started.  Children get the default instead.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _is_ours(path):
