@@ -194,6 +194,15 @@ typedef struct tl_state {
     PyObject *ssl_obj[TL_SSL_NOBJ];
 
     PyTypeObject *DatagramTransportType;   /* datagram.c */
+
+    /* task_registry.c (3.11-3.13): the tasks not yet in asyncio's task
+     * WeakSet (borrowed), and the WeakSet subclass that puts them there
+     * when the set is read. */
+    struct tl_task **tasks_unregistered;
+    Py_ssize_t tasks_unregistered_n;
+    Py_ssize_t tasks_unregistered_cap;
+    PyObject *tasks_set_type;
+    int tasks_deferring;               /* the WeakSet's class is ours */
 } tl_state;
 
 extern PyModuleDef tl_module_def;
@@ -412,18 +421,24 @@ typedef struct tl_task {
     int must_cancel;
     int log_destroy_pending;
     int num_cancels_requested;
+    /* Ours, in the padding that ends asyncio's struct: the N of a default
+     * name "Task-N" not made into an object yet (name is NULL), or 0. */
+    unsigned int name_num;
+#  define TL_TASK_NAME_NUM 1
 #endif
-    /* Ours, after asyncio's fields.  Up to 3.13: our weakref in asyncio's
-     * task WeakSet (task.c), not traversed or cleared by the GC: dealloc
-     * takes it out of the set. */
+    /* Ours, after asyncio's fields.  Up to 3.13, where the task is in
+     * asyncio's task WeakSet (task_registry.c): 0 (nowhere), our weakref in
+     * the set (not traversed or cleared by the GC: dealloc takes it out of
+     * the set), or (i << 1) | 1 for index i in the module state's array of
+     * tasks not yet put in the set. */
 #if PY_VERSION_HEX < 0x030E0000
-    PyObject *registry_ref;
+    uintptr_t registry;
 #endif
 } tl_task;
 
 /* The size of asyncio's own Task, which ours extends. */
 #if PY_VERSION_HEX < 0x030E0000
-#  define TL_ASYNCIO_TASK_SIZE offsetof(tl_task, registry_ref)
+#  define TL_ASYNCIO_TASK_SIZE offsetof(tl_task, registry)
 #else
 #  define TL_ASYNCIO_TASK_SIZE sizeof(tl_task)
 #endif
@@ -579,5 +594,14 @@ PyObject *tl_task_wakeup_callable(tl_task *task);
 void tl_task_unlink(tl_task *task);
 PyObject *tl_task_create(tl_state *st, PyObject *coro, PyObject *loop,
                          PyObject *name, PyObject *context, int eager_start);
+/* The task's name as stored (a str, or the int N of "Task-N"), a new
+ * reference; None if it has none. */
+PyObject *tl_task_name_ref(tl_task *task);
+
+/* task_registry.c: asyncio's _register_task for our tasks, and the removal
+ * at dealloc; the set-up of the WeakSet subclass. */
+int tl_task_registry_add(tl_state *st, tl_task *task);
+void tl_task_registry_remove(tl_task *task);
+int tl_task_registry_init(PyObject *mod, tl_state *st);
 
 #endif /* TL_H */
