@@ -1179,7 +1179,12 @@ static void
 future_dealloc(tl_future *fut)
 {
     PyTypeObject *tp = Py_TYPE(fut);
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)fut) < 0)
+    /* Our finaliser only logs an exception never retrieved: without one
+     * to log, there is nothing to call (a subclass's __del__ has run in
+     * its own dealloc already). */
+    if ((tp->tp_finalize != tl_future_finalize
+         || (fut->log_tb && fut->loop != NULL))
+        && PyObject_CallFinalizerFromDealloc((PyObject *)fut) < 0)
         return;     /* resurrected */
     PyObject_GC_UnTrack(fut);
     tl_future_clear_weakrefs(fut);

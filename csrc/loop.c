@@ -867,6 +867,7 @@ loop_call_soon_impl(tl_loop *self, const char *fname, PyObject *const *args,
     Py_DECREF(cargs);
     if (h == NULL)
         return NULL;
+    ((tl_handle *)h)->own_loop = 1;
 #if TL_HANDLE_LOCKS
     if (threadsafe && tl_handle_make_threadsafe((tl_handle *)h) < 0) {
         Py_DECREF(h);
@@ -965,6 +966,7 @@ loop_schedule_timer(tl_loop *self, PyObject *whenarg, double when,
     if (h == NULL)
         goto fail;
     ((tl_handle *)h)->when_obj = when_obj;
+    ((tl_handle *)h)->own_loop = 1;
     /* Creating the handle can run Python code (debug tracebacks). */
     if (loop_check_closed(self) < 0) {
         Py_DECREF(h);

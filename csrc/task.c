@@ -1052,7 +1052,14 @@ task_dealloc(tl_task *self)
     /* Off asyncio's list first, as asyncio does (3.14+): the list must
      * never show a task whose finaliser is running or has run. */
     tl_task_unlink(self);
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
+    /* Our finaliser logs a task destroyed pending, or an exception never
+     * retrieved: without either, there is nothing to call (a subclass's
+     * __del__ has run in its own dealloc already). */
+    if ((tp->tp_finalize != task_finalize
+         || (self->loop != NULL
+             && ((self->state == TL_PENDING && self->log_destroy_pending)
+                 || self->log_tb)))
+        && PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
         return;     /* resurrected */
     PyObject_GC_UnTrack(self);
     tl_future_clear_weakrefs((tl_future *)self);

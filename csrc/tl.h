@@ -311,6 +311,8 @@ typedef struct tl_handle {
                                      tl_timer_deadline()) */
     char cancelled;
     char scheduled;               /* TimerHandle sitting in a loop's heap */
+    char own_loop;                /* loop is a turboloop loop: made by its
+                                     scheduling methods */
 #if TL_HANDLE_LOCKS
     struct tl_handle_lock *lock;  /* call_soon_threadsafe() handles only
                                      (see handle.c); NULL otherwise */
