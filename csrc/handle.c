@@ -376,11 +376,22 @@ handle_cancel_unlocked(tl_handle *h)
         Py_RETURN_NONE;
     h->cancelled = 1;
     /* A TimerHandle still in its loop's heap: the heap drops it lazily and
-     * compacts once most of it is cancelled. */
+     * compacts once most of it is cancelled; or at once when it is the last
+     * of the heap's array, as a timeout cancelled before the next one is
+     * armed is.  (The reference the heap held is dropped there: the caller
+     * holds one.) */
     if (h->own_loop && h->loop != NULL) {
         tl_loop *loop = (tl_loop *)h->loop;
-        if (h->scheduled)
-            loop->timer_cancelled++;
+        if (h->scheduled) {
+            if (tl_timerheap_last(&loop->timers) == h
+                && !loop->timers_filtering) {
+                tl_timerheap_drop_last(&loop->timers);
+                h->scheduled = 0;
+                Py_DECREF(h);
+            }
+            else
+                loop->timer_cancelled++;
+        }
         debug = loop->debug;
     }
     else {

@@ -399,7 +399,9 @@ loop_prune_timers(tl_loop *self)
         /* Most of the heap is dead weight: rebuild it without them.  The
          * decrefs may run finalizers, but only of handles already out of the
          * heap, so the heap is consistent whatever they do. */
+        self->timers_filtering = 1;
         tl_timerheap_filter(&self->timers, loop_keep_timer, NULL);
+        self->timers_filtering = 0;
         self->timer_cancelled = 0;
         return;
     }

@@ -608,15 +608,19 @@ task_loop_is_running(tl_task *task)
     return tl_truth_steal(PyObject_CallMethod(task->loop, "is_running", NULL));
 }
 
+/* fresh: the task was just allocated for that loop, one of ours (loop is
+ * then a tl_loop). */
 static int
 task_init(tl_state *st, tl_task *task, PyObject *coro, PyObject *loop,
-          PyObject *name, PyObject *context, int eager_start)
+          PyObject *name, PyObject *context, int eager_start, int fresh)
 {
     int r;
 
     if (st == NULL && (st = tl_state_from_type(Py_TYPE(task))) == NULL)
         return -1;
-    if (tl_future_init(st, (tl_future *)task, loop) < 0)
+    r = fresh ? tl_future_init_fresh(st, (tl_future *)task, (tl_loop *)loop)
+              : tl_future_init(st, (tl_future *)task, loop);
+    if (r < 0)
         return -1;
 #if PY_VERSION_HEX >= 0x030E0000
     task->is_task = 1;
@@ -698,14 +702,15 @@ task_init(tl_state *st, tl_task *task, PyObject *coro, PyObject *loop,
 }
 
 PyObject *
-tl_task_create(tl_state *st, PyObject *coro, PyObject *loop, PyObject *name,
+tl_task_create(tl_state *st, PyObject *coro, tl_loop *loop, PyObject *name,
                PyObject *context, int eager_start)
 {
     PyTypeObject *tp = st->TaskType;
     tl_task *task = (tl_task *)tp->tp_alloc(tp, 0);
     if (task == NULL)
         return NULL;
-    if (task_init(st, task, coro, loop, name, context, eager_start) < 0) {
+    if (task_init(st, task, coro, (PyObject *)loop, name, context,
+                  eager_start, 1) < 0) {
         Py_DECREF(task);
         return NULL;
     }
@@ -729,7 +734,7 @@ task_tp_init(tl_task *self, PyObject *args, PyObject *kwds)
                                      &coro, &loop, &name, &context))
         return -1;
 #endif
-    return task_init(NULL, self, coro, loop, name, context, eager);
+    return task_init(NULL, self, coro, loop, name, context, eager, 0);
 }
 
 /* ------------------------------------------------------------------ */

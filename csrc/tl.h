@@ -266,6 +266,8 @@ typedef struct tl_loop {
     tl_timerheap timers;          /* data: TimerHandle, strong reference */
     uint64_t timer_seq;
     Py_ssize_t timer_cancelled;   /* cancelled handles still in the heap */
+    char timers_filtering;        /* the heap is being rebuilt: a cancel
+                                     must leave it alone (handle.c) */
     tl_fdwatch *fds;
     int nfds;                     /* length of fds */
     int wakeup_fd;                /* eventfd (or pipe read end), -1 if none */
@@ -541,6 +543,7 @@ PyObject *tl_sock_sendall(tl_loop *loop, PyObject *const *args,
                           Py_ssize_t nargs);
 /* st may be NULL: found from the future's type. */
 int tl_future_init(tl_state *st, tl_future *fut, PyObject *loop);
+int tl_future_init_fresh(tl_state *st, tl_future *fut, tl_loop *loop);
 int tl_future_schedule_callbacks(tl_future *fut);
 PyObject *tl_future_set_result(tl_future *fut, PyObject *res);
 PyObject *tl_future_set_exception(tl_future *fut, PyObject *exc);
@@ -594,7 +597,7 @@ int tl_task_wakeup(tl_task *task, PyObject *fut);
 PyObject *tl_task_wakeup_callable(tl_task *task);
 /* Take a done task off asyncio's task list (3.14+; a no-op before). */
 void tl_task_unlink(tl_task *task);
-PyObject *tl_task_create(tl_state *st, PyObject *coro, PyObject *loop,
+PyObject *tl_task_create(tl_state *st, PyObject *coro, tl_loop *loop,
                          PyObject *name, PyObject *context, int eager_start);
 /* The task's name as stored (a str, or the int N of "Task-N"), a new
  * reference; None if it has none. */
