@@ -152,7 +152,17 @@ task_leave(tl_state *st, PyObject *loop, PyObject *task)
         }
     }
 #else
-    cur = PyDict_GetItemWithError(st->current_tasks, loop);   /* borrowed */
+    {
+        /* The dict usually holds this loop's entry alone: then the first
+         * entry PyDict_Next() finds is it, without hashing or a lookup.
+         * Nothing runs between that and the deletion. */
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        if (PyDict_Next(st->current_tasks, &pos, &key, &value) && key == loop)
+            cur = value;                                        /* borrowed */
+        else
+            cur = PyDict_GetItemWithError(st->current_tasks, loop);
+    }
     if (cur == task)
         return PyDict_DelItem(st->current_tasks, loop);
     if (cur == NULL && PyErr_Occurred())
