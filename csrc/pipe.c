@@ -22,6 +22,7 @@
  * see under asyncio.
  */
 #include "tl.h"
+#include "wqueue.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -55,10 +56,7 @@ typedef struct {
     PyObject *wctx;             /* the writer callback's context */
     PyObject *dict;
     PyObject *weakreflist;
-    /* Write queue: bytes objects, the first sent up to wq_off. */
-    PyObject **wq;
-    Py_ssize_t wq_head, wq_len, wq_cap, wq_off;
-    Py_ssize_t wsize;           /* bytes queued and not written */
+    tl_wqueue wq;               /* what write() could not write at once */
     Py_ssize_t high, low;       /* water marks */
     Py_ssize_t conn_lost;
     int fd;
@@ -111,69 +109,6 @@ pipe_unwatch(tl_pipe *self, int writer)
         return;
     *flag = 0;
     tl_loop_unwatch(self->loop, self->fd, writer, (PyObject *)self);
-}
-
-static void
-pipe_clear_queue(tl_pipe *self)
-{
-    PyObject **wq = self->wq;
-    Py_ssize_t head = self->wq_head, len = self->wq_len, cap = self->wq_cap;
-    self->wq = NULL;
-    self->wq_head = self->wq_len = self->wq_cap = self->wq_off = 0;
-    self->wsize = 0;
-    for (Py_ssize_t i = 0; i < len; i++)
-        Py_DECREF(wq[(head + i) % cap]);
-    PyMem_Free(wq);
-}
-
-/* Append a bytes object of which the first `skip` bytes are already written
- * (only possible when the queue is empty); steals the reference, also on
- * failure. */
-static int
-pipe_queue(tl_pipe *self, PyObject *chunk, Py_ssize_t skip)
-{
-    if (self->wq_len == self->wq_cap) {
-        Py_ssize_t cap = self->wq_cap ? self->wq_cap * 2 : 8;
-        PyObject **n = PyMem_New(PyObject *, cap);
-        if (n == NULL) {
-            Py_DECREF(chunk);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < self->wq_len; i++)
-            n[i] = self->wq[(self->wq_head + i) % self->wq_cap];
-        PyMem_Free(self->wq);
-        self->wq = n;
-        self->wq_head = 0;
-        self->wq_cap = cap;
-    }
-    assert(skip == 0 || self->wq_len == 0);
-    if (self->wq_len == 0)
-        self->wq_off = skip;
-    self->wq[(self->wq_head + self->wq_len) % self->wq_cap] = chunk;
-    self->wq_len++;
-    self->wsize += PyBytes_GET_SIZE(chunk) - skip;
-    return 0;
-}
-
-/* Forget the first nbytes of the queue, which were written. */
-static void
-pipe_consume(tl_pipe *self, Py_ssize_t nbytes)
-{
-    self->wsize -= nbytes;
-    while (nbytes > 0 && self->wq_len > 0) {
-        PyObject *b = self->wq[self->wq_head];
-        Py_ssize_t left = PyBytes_GET_SIZE(b) - self->wq_off;
-        if (left > nbytes) {
-            self->wq_off += nbytes;
-            return;
-        }
-        nbytes -= left;
-        self->wq_head = (self->wq_head + 1) % self->wq_cap;
-        self->wq_len--;
-        self->wq_off = 0;
-        Py_DECREF(b);
-    }
 }
 
 static int
@@ -259,9 +194,9 @@ static int
 pipe_close_impl(tl_pipe *self, PyObject *exc)
 {
     self->closing = 1;
-    if (self->wq_len > 0)
+    if (self->wq.len > 0)
         pipe_unwatch(self, 1);
-    pipe_clear_queue(self);
+    tl_wq_clear(&self->wq);
     pipe_unwatch(self, 0);
     return pipe_schedule_lost(self, exc);
 }
@@ -385,7 +320,7 @@ static int
 pipe_maybe_pause_protocol(tl_pipe *self)
 {
     PyObject *r;
-    if (self->wsize <= self->high || self->protocol_paused)
+    if (self->wq.size <= self->high || self->protocol_paused)
         return 0;
     self->protocol_paused = 1;
     r = pipe_call_protocol(self, self->st->str_pause_writing, NULL);
@@ -399,7 +334,7 @@ static int
 pipe_maybe_resume_protocol(tl_pipe *self)
 {
     PyObject *r;
-    if (!self->protocol_paused || self->wsize > self->low)
+    if (!self->protocol_paused || self->wq.size > self->low)
         return 0;
     self->protocol_paused = 0;
     r = pipe_call_protocol(self, self->st->str_resume_writing, NULL);
@@ -527,7 +462,7 @@ pipe_peer_closed(tl_pipe *self)
     if (self->loop->debug
         && pipe_log(self, "info", (PyObject *)self, "was closed by peer") < 0)
         return -1;
-    if (self->wq_len > 0) {
+    if (self->wq.len > 0) {
         exc = PyObject_CallNoArgs(PyExc_BrokenPipeError);
         if (exc == NULL)
             return -1;
@@ -545,17 +480,10 @@ pipe_flush(tl_pipe *self, int *err)
 {
     struct iovec iov[PIPE_IOV];
     *err = 0;
-    while (self->wq_len > 0) {
-        Py_ssize_t n = self->wq_len < PIPE_IOV ? self->wq_len : PIPE_IOV;
-        size_t want = 0;
+    while (self->wq.len > 0) {
+        size_t want;
+        Py_ssize_t n = tl_wq_iov(&self->wq, iov, PIPE_IOV, &want);
         ssize_t sent;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *b = self->wq[(self->wq_head + i) % self->wq_cap];
-            Py_ssize_t off = i == 0 ? self->wq_off : 0;
-            iov[i].iov_base = PyBytes_AS_STRING(b) + off;
-            iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(b) - off);
-            want += iov[i].iov_len;
-        }
         do {
             sent = writev(self->fd, iov, (int)n);
         } while (sent < 0 && errno == EINTR);
@@ -564,7 +492,7 @@ pipe_flush(tl_pipe *self, int *err)
                 *err = errno;
             return;
         }
-        pipe_consume(self, sent);
+        tl_wq_consume(&self->wq, sent);
         if ((size_t)sent < want)
             return;
     }
@@ -574,18 +502,18 @@ static int
 pipe_write_ready(tl_pipe *self)
 {
     int err;
-    if (self->wq_len == 0)
+    if (self->wq.len == 0)
         return 0;
     pipe_flush(self, &err);
     if (err != 0) {
-        pipe_clear_queue(self);
+        tl_wq_clear(&self->wq);
         self->conn_lost++;
         /* The writer goes here: _fatal_error() finds the queue empty. */
         pipe_unwatch(self, 1);
         pipe_set_oserror(err);
         return pipe_fatal(self, "Fatal write error on pipe transport");
     }
-    if (self->wq_len > 0)
+    if (self->wq.len > 0)
         return 0;
     /* All written.  resume_writing() may write again. */
     pipe_unwatch(self, 1);
@@ -721,7 +649,7 @@ pipe_write(tl_pipe *self, PyObject *data)
             return pipe_lost_write(self) < 0 ? NULL : Py_NewRef(Py_None);
         }
         tl_err_set_raised(exc);
-        if (self->wq_len > 0)
+        if (self->wq.len > 0)
             return NULL;
         self->conn_lost++;
         if (pipe_fatal(self, "Fatal write error on pipe transport") < 0)
@@ -736,7 +664,7 @@ pipe_write(tl_pipe *self, PyObject *data)
             return NULL;
         Py_RETURN_NONE;
     }
-    if (self->wq_len == 0) {
+    if (self->wq.len == 0) {
         /* Nothing queued: try to write it all now. */
         do {
             sent = write(self->fd, view.buf, (size_t)view.len);
@@ -773,7 +701,7 @@ pipe_write(tl_pipe *self, PyObject *data)
         sent = 0;
     }
     PyBuffer_Release(&view);
-    if (chunk == NULL || pipe_queue(self, chunk, sent) < 0)
+    if (chunk == NULL || tl_wq_push_rest(&self->wq, chunk, sent) < 0)
         return NULL;
     if (pipe_maybe_pause_protocol(self) < 0)
         return NULL;
@@ -789,7 +717,7 @@ pipe_write_eof(tl_pipe *self, PyObject *Py_UNUSED(ignored))
     if (self->closing || self->lost)
         Py_RETURN_NONE;
     self->closing = 1;
-    if (self->wq_len == 0) {
+    if (self->wq.len == 0) {
         pipe_unwatch(self, 0);
         if (pipe_schedule_lost(self, NULL) < 0)
             return NULL;
@@ -1004,7 +932,7 @@ pipe_get_write_buffer_limits(tl_pipe *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 pipe_get_write_buffer_size(tl_pipe *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromSsize_t(self->wsize);
+    return PyLong_FromSsize_t(self->wq.size);
 }
 
 static PyObject *
@@ -1158,9 +1086,7 @@ pipe_traverse(tl_pipe *self, visitproc visit, void *arg)
     Py_VISIT(self->dict);
     for (int k = 0; k < 4; k++)
         Py_VISIT(self->flow_slots[k]);
-    for (Py_ssize_t i = 0; i < self->wq_len; i++)
-        Py_VISIT(self->wq[(self->wq_head + i) % self->wq_cap]);
-    return 0;
+    return tl_wq_traverse(&self->wq, visit, arg);
 }
 
 static int
@@ -1173,7 +1099,7 @@ pipe_clear(tl_pipe *self)
     Py_CLEAR(self->dict);
     for (int k = 0; k < 4; k++)
         Py_CLEAR(self->flow_slots[k]);
-    pipe_clear_queue(self);
+    tl_wq_clear(&self->wq);
     /* pipe and loop stay until dealloc: the finalizer closes the pipe. */
     return 0;
 }
@@ -1234,7 +1160,7 @@ pipe_repr(tl_pipe *self)
     else if (self->writer)
         r = PyUnicode_FromFormat("<%U%s fd=%d %s bufsize=%zd>", name, state,
                                  self->fd, self->wwatch ? "polling" : "idle",
-                                 self->wsize);
+                                 self->wq.size);
     else
         r = PyUnicode_FromFormat("<%U%s fd=%d %s>", name, state, self->fd,
                                  self->rwatch ? "polling" : "idle");
@@ -1283,18 +1209,10 @@ static PyObject *
 pipe_get_buffer(tl_pipe *self, void *Py_UNUSED(c))
 {
     /* asyncio keeps a bytearray; this is a copy of what is queued. */
-    PyObject *b = PyByteArray_FromStringAndSize(NULL, self->wsize);
-    char *p;
+    PyObject *b = PyByteArray_FromStringAndSize(NULL, self->wq.size);
     if (b == NULL)
         return NULL;
-    p = PyByteArray_AS_STRING(b);
-    for (Py_ssize_t i = 0; i < self->wq_len; i++) {
-        PyObject *c = self->wq[(self->wq_head + i) % self->wq_cap];
-        Py_ssize_t off = i == 0 ? self->wq_off : 0;
-        Py_ssize_t n = PyBytes_GET_SIZE(c) - off;
-        memcpy(p, PyBytes_AS_STRING(c) + off, (size_t)n);
-        p += n;
-    }
+    tl_wq_copy(&self->wq, PyByteArray_AS_STRING(b));
     return b;
 }
 

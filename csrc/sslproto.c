@@ -19,8 +19,10 @@
  * (but for one fix, see sp_read_buffered):
  *
  * - SSLObject.read(), write() and pending() are called on the _ssl object
- *   under the SSLObject (its _sslobj), as SSLObject's own methods do.
- * - Decrypted data is read into a bytes object of the record's size, or
+ *   under the SSLObject (its _sslobj), as SSLObject's own methods do, and
+ *   the methods of the _ssl objects through the C functions behind them.
+ * - Decrypted data is read into a bytes object of the record's size (of
+ *   the most data the record can hold, where that is known), or
  *   into the loop's read buffer (sslproto.h) and copied out once, where
  *   asyncio reads into a new 256 KiB bytes object and shrinks it.
  * - A read that can only raise SSLWantReadError is not made (see "Record
@@ -72,16 +74,41 @@ sp_call1(PyObject *obj, PyObject *name, PyObject *arg)
                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
-/* obj.<name>(args[1:]), args[0] being obj: through the method descriptor
- * at index descr when obj is exactly of the type at index tp (the _ssl
- * objects: no attribute lookup), else by name. */
+typedef PyObject *(*sp_fastcall)(PyObject *, PyObject *const *, Py_ssize_t);
+
+/* The C function behind d, a method descriptor of one of the _ssl types,
+ * when it takes its arguments as flags says (METH_O, METH_VARARGS, ...);
+ * else NULL. */
+static PyMethodDef *
+sp_method(PyObject *d, int flags)
+{
+    PyMethodDef *m;
+    if (!Py_IS_TYPE(d, &PyMethodDescr_Type))
+        return NULL;
+    m = ((PyMethodDescrObject *)d)->d_method;
+    return m->ml_flags == flags ? m : NULL;
+}
+
+/* obj.<name>(args[1:]), args[0] being obj: when obj is exactly of the type
+ * at index tp (the _ssl objects), through the method descriptor at index
+ * descr, whose C function is called directly for the calling conventions
+ * the _ssl methods use (that is what calling the descriptor does, after
+ * checking obj's type: no attribute lookup, no bound method); else by
+ * name. */
 static PyObject *
 sp_call_ssl(tl_sslproto *self, int tp, int descr, int name,
             PyObject *const *args, Py_ssize_t nargs)
 {
-    if (Py_IS_TYPE(args[0], (PyTypeObject *)SP_OBJ(self->st, tp)))
-        return PyObject_Vectorcall(SP_OBJ(self->st, descr), args,
-                                   (size_t)nargs, NULL);
+    if (Py_IS_TYPE(args[0], (PyTypeObject *)SP_OBJ(self->st, tp))) {
+        PyObject *d = SP_OBJ(self->st, descr);
+        PyMethodDef *m;
+        if (nargs == 2 && (m = sp_method(d, METH_O)) != NULL)
+            return m->ml_meth(args[0], args[1]);
+        if ((m = sp_method(d, METH_FASTCALL)) != NULL)
+            return ((sp_fastcall)(void (*)(void))m->ml_meth)(
+                args[0], args + 1, nargs - 1);
+        return PyObject_Vectorcall(d, args, (size_t)nargs, NULL);
+    }
     return PyObject_VectorcallMethod(SP_OBJ(self->st, name), args,
                                      (size_t)nargs, NULL);
 }
@@ -202,7 +229,22 @@ sp_account(tl_sslproto *self, const unsigned char *p, Py_ssize_t n)
 {
     while (n > 0 && !self->frame_lost) {
         if (self->body_left == 0 && self->hdr_have == 0 && n >= 5) {
-            /* a whole header at once */
+            /* A whole header at once (the usual case): the record is
+             * checked as below, and taken whole when it is all here. */
+            unsigned len = (unsigned)p[3] << 8 | p[4];
+            if (p[0] < 20 || p[0] > 24 || p[1] != 3 || len > SP_RECORD_MAX) {
+                self->rec_start = self->fed;
+                self->frame_lost = 1;
+                break;
+            }
+            if ((Py_ssize_t)len <= n - 5) {
+                self->last_start = self->fed;
+                self->fed += 5 + (unsigned long long)len;
+                self->complete_end = self->fed;
+                p += 5 + len;
+                n -= 5 + (Py_ssize_t)len;
+                continue;
+            }
             memcpy(self->hdr, p, 4);
             self->hdr_have = 4;
             self->fed += 4;
@@ -359,14 +401,35 @@ static Py_ssize_t
 sp_read_bytes(tl_sslproto *self, Py_ssize_t n, PyObject **out)
 {
     PyObject *args[2], *r;
+    PyMethodDef *m = sp_method(SP_OBJ(self->st, SP_D_READ), METH_VARARGS);
     Py_ssize_t count;
-    args[1] = PyLong_FromSsize_t(n);
-    if (args[1] == NULL)
-        return -1;
+    if (self->size_obj == NULL || self->size_val != n
+        || Py_REFCNT(self->size_obj) != 1) {
+        PyObject *v = PyLong_FromSsize_t(n), *t;
+        if (v == NULL)
+            return -1;
+        t = PyTuple_Pack(1, v);
+        Py_DECREF(v);
+        if (t == NULL)
+            return -1;
+        Py_XSETREF(self->size_obj, t);
+        self->size_val = n;
+    }
+    args[1] = Py_NewRef(PyTuple_GET_ITEM(self->size_obj, 0));
     args[0] = Py_NewRef(OBJ(self->sslsock));
     self->taken_valid = 0;
     self->out_clean = 0;
-    r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_READ, SP_N_READ, args, 2);
+    if (m != NULL
+        && Py_IS_TYPE(args[0],
+                      (PyTypeObject *)SP_OBJ(self->st, SP_T_SSLSOCKET))) {
+        /* read(n) takes a tuple of arguments: ours, kept for the next
+         * read of the same size. */
+        PyObject *t = Py_NewRef(self->size_obj);
+        r = m->ml_meth(args[0], t);
+        Py_DECREF(t);
+    }
+    else
+        r = sp_call_ssl(self, SP_T_SSLSOCKET, SP_D_READ, SP_N_READ, args, 2);
     Py_DECREF(args[0]);
     Py_DECREF(args[1]);
     if (r == NULL) {
@@ -391,16 +454,24 @@ sp_read_bytes(tl_sslproto *self, Py_ssize_t n, PyObject **out)
 }
 
 /* A read the accounting skipped, made anyway when checks are on: 0 if it
- * raised SSLWantReadError (or SSLSyscallError) as it had to. */
+ * raised SSLWantReadError (or SSLSyscallError) as it had to.  What OpenSSL
+ * has taken is then asked again, so that the reads that follow are planned
+ * as they are without checks (sp_read_copied's one-record read needs it
+ * known). */
 static int
 sp_check_skip(tl_sslproto *self, tl_sslbuf *b, char *p, Py_ssize_t n)
 {
-    Py_ssize_t got;
+    Py_ssize_t got, left;
     if (SP_OBJ(self->st, SP_CHECKS) == NULL || n == 0)
         return 0;
     got = sp_read_into(self, b, p, n);
-    if (got == SP_RETRY)
+    if (got == SP_RETRY) {
+        if (sp_bio_pending(self, self->incoming, &left) < 0)
+            return -1;
+        self->taken = self->fed - (unsigned long long)left;
+        self->taken_valid = 1;
         return 0;
+    }
     if (got >= 0)
         PyErr_Format(PyExc_SystemError,
                      "turboloop: a TLS read skipped as empty returned %zd "
@@ -467,6 +538,41 @@ sp_join(PyObject *parts, const char *tail, Py_ssize_t n)
     return r;
 }
 
+/* What a TLS record's body holds beyond its plaintext, at least, for the
+ * SSL object's cipher: 17 bytes under TLS 1.3 with a 16-byte AEAD tag (the
+ * tag and TLSInnerPlaintext's content type; padding only adds to it), so
+ * that a record of n bytes holds at most n - 5 - 17 bytes of data.  0 (not
+ * known) for anything else: TLS 1.2, whose records differ per cipher and
+ * whose cipher a renegotiation can change, AES-CCM-8's 8-byte tag, and
+ * suites this list does not know.  Asked once per SSL object, from the
+ * exact _ssl object (a C method: no Python code runs). */
+static int
+sp_read_room(tl_sslproto *self)
+{
+    static const char *const suites[] = {
+        "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_CCM_SHA256",
+    };
+    PyObject *c = PyObject_CallMethod(OBJ(self->sslsock), "cipher", NULL);
+    PyObject *name;
+    if (c == NULL)
+        return -1;
+    self->plain_room = 0;
+    if (PyTuple_Check(c) && PyTuple_GET_SIZE(c) > 0
+        && PyUnicode_Check(name = PyTuple_GET_ITEM(c, 0))) {
+        const char *s = PyUnicode_AsUTF8(name);
+        if (s == NULL) {
+            Py_DECREF(c);
+            return -1;
+        }
+        for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+            if (strcmp(s, suites[i]) == 0)
+                self->plain_room = 17;
+    }
+    Py_DECREF(c);
+    return 0;
+}
+
 /* asyncio's _do_read__copied: read until the SSL object has nothing more,
  * then one data_received() with all of it, then close_notify if a read
  * returned end of stream.  The data is collected in the loop's read buffer
@@ -475,7 +581,10 @@ sp_join(PyObject *parts, const char *tail, Py_ssize_t n)
  * When what there is to read is one complete record, which is how small
  * messages come, read(n) with n the record's size returns the data in a
  * bytes object of its own, and OpenSSL has then taken exactly that record:
- * no copy, and no question to the BIO afterwards. */
+ * no copy, and no question to the BIO afterwards.  Where the least the
+ * record holds beyond its plaintext is known (sp_read_room), n is the
+ * most plaintext the record can hold, which is usually exactly what it
+ * holds: the bytes object is not shrunk afterwards. */
 static int
 sp_read_copied(tl_sslproto *self)
 {
@@ -490,10 +599,19 @@ sp_read_copied(tl_sslproto *self)
         && Py_IS_TYPE(OBJ(self->sslsock),
                       (PyTypeObject *)SP_OBJ(self->st, SP_T_SSLSOCKET))) {
         unsigned long long end = self->complete_end;
+        Py_ssize_t rec = (Py_ssize_t)(end - self->taken), want = rec;
         char clean = self->out_clean;
-        got = sp_read_bytes(self, (Py_ssize_t)(end - self->taken), &first);
+        if (self->plain_room < 0 && sp_read_room(self) < 0)
+            return -1;
+        if (self->plain_room > 0 && rec > 5 + self->plain_room)
+            want = rec - 5 - self->plain_room;
+        got = sp_read_bytes(self, want, &first);
         if (got == -1)
             return -1;
+        /* What was read came from that record, whose plaintext is no
+         * longer than want: all of it. */
+        if (got > 0 && want < rec)
+            self->plain_maybe = 0;
         if (got == 0) {
             eof = 1;
             self->eof_seen = 1;

@@ -132,6 +132,13 @@ typedef struct {
     char app_reading_paused;    /* _app_reading_paused */
     char ssl_reading_paused;    /* _ssl_reading_paused */
     char app_writing_paused;    /* _app_writing_paused */
+    /* What a TLS record's body holds beyond its plaintext, at least (see
+     * sp_read_room in sslproto.c): -1 not known yet, 0 nothing known. */
+    signed char plain_room;
+    /* The arguments of the last read(n), the tuple (n,), for the next read
+     * of the same size (sp_read_bytes). */
+    Py_ssize_t size_val;
+    PyObject *size_obj;
 } tl_sslproto;
 
 /* sslproto.c (tl_sslproto_direct and friends, for transport.c, are in

@@ -248,6 +248,7 @@ spt_set_sslobj(tl_sslproto *self, PyObject *v, void *Py_UNUSED(c))
         self->frame_lost = 1;
     Py_XSETREF(self->sslobj, Py_NewRef(v));
     Py_XSETREF(self->sslsock, sock);
+    self->plain_room = -1;
     self->taken_valid = 0;
     self->plain_maybe = 1;
     self->out_clean = 0;
@@ -388,6 +389,7 @@ spt_tp_new(PyTypeObject *tp, PyObject *Py_UNUSED(args),
     self->state = Py_NewRef(SP_OBJ(st, SP_STATE0 + TL_SSL_UNWRAPPED));
     self->state_code = TL_SSL_UNWRAPPED;
     self->plain_maybe = 1;
+    self->plain_room = -1;
     self->backlog = PyList_New(0);
     if (self->backlog == NULL) {
         Py_DECREF(self);
@@ -444,6 +446,7 @@ spt_clear(tl_sslproto *self)
         Py_CLEAR(self->limits[i]);
     Py_CLEAR(self->rbuf);
     Py_CLEAR(self->own);
+    Py_CLEAR(self->size_obj);
     return 0;
 }
 

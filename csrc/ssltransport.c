@@ -193,7 +193,8 @@ st_write(tl_ssltransport *self, PyObject *data)
         }
         return NULL;
     }
-    t = PyObject_IsTrue(data);
+    t = PyBytes_CheckExact(data) ? PyBytes_GET_SIZE(data) != 0
+                                 : PyObject_IsTrue(data);
     if (t <= 0)
         return t < 0 ? NULL : Py_NewRef(Py_None);
     proto = Py_NewRef(OBJ(self->ssl_protocol));

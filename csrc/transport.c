@@ -143,8 +143,8 @@ transport_force_close(tl_transport *self, PyObject *exc)
 {
     if (self->conn_lost)
         return 0;
-    if (self->wsize > 0 || self->wq_len > 0) {
-        tl_transport_clear_queue(self);
+    if (self->wq.size > 0 || self->wq.len > 0) {
+        tl_wq_clear(&self->wq);
         transport_unwatch(self, 1);
     }
     if (!self->closing) {
@@ -382,7 +382,7 @@ transport_close(tl_transport *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     self->closing = 1;
     transport_unwatch(self, 0);
-    if (self->wq_len == 0) {
+    if (self->wq.len == 0) {
         self->conn_lost++;
         transport_unwatch(self, 1);
         if (transport_schedule_lost(self, NULL) < 0)
@@ -739,9 +739,7 @@ transport_traverse(tl_transport *self, visitproc visit, void *arg)
     Py_VISIT(self->low_obj);
     for (int k = 0; k < 4; k++)
         Py_VISIT(self->flow_slots[k]);
-    for (Py_ssize_t i = 0; i < self->wq_len; i++)
-        Py_VISIT(self->wq[(self->wq_head + i) % self->wq_cap]);
-    return 0;
+    return tl_wq_traverse(&self->wq, visit, arg);
 }
 
 static int
@@ -758,7 +756,7 @@ transport_clear(tl_transport *self)
     Py_CLEAR(self->low_obj);
     for (int k = 0; k < 4; k++)
         Py_CLEAR(self->flow_slots[k]);
-    tl_transport_clear_queue(self);
+    tl_wq_clear(&self->wq);
     /* sock and loop stay until dealloc: the finalizer closes the socket. */
     return 0;
 }
@@ -821,7 +819,7 @@ transport_repr(tl_transport *self)
                                  name, state, self->fd,
                                  self->rwatch ? "polling" : "idle",
                                  self->wwatch ? "polling" : "idle",
-                                 self->wsize);
+                                 self->wq.size);
     Py_DECREF(name);
     return r;
 }

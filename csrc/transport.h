@@ -13,6 +13,7 @@
 #define TL_TRANSPORT_H
 
 #include "tl.h"
+#include "wqueue.h"
 
 #include <errno.h>
 
@@ -35,15 +36,13 @@ typedef struct {
     PyObject *empty_waiter;     /* sendfile's "buffer is empty" future */
     PyObject *dict;
     PyObject *weakreflist;
-    /* Write queue: bytes objects, the first sent up to wq_off.  (3.12+: a
-     * non-contiguous memoryview queued as it is, which asyncio's sendmsg()
-     * refuses when it gets to it; see transport_write_ready().) */
-    PyObject **wq;
-    Py_ssize_t wq_head, wq_len, wq_cap, wq_off;
-    Py_ssize_t wsize;           /* bytes queued and not sent */
+    /* What write() could not send at once (3.12+: also a non-contiguous
+     * memoryview queued as it is, which asyncio's sendmsg() refuses when
+     * it gets to it; see transport_write_ready()). */
+    tl_wqueue wq;
     /* Water marks: the objects asyncio would keep (any numbers that pass
      * its checks: 2**70, 1.5, a Fraction...), NULL for the defaults, and
-     * their values as doubles for the comparisons with wsize. */
+     * their values as doubles for the comparisons with wq.size. */
     PyObject *high_obj, *low_obj;
     double high, low;
     Py_ssize_t conn_lost;
@@ -86,8 +85,6 @@ PyObject *tl_transport_call_connection_lost(tl_transport *self,
 
 /* transport_write.c */
 int tl_transport_on_writable(PyObject *obj);
-/* Drop every queued chunk. */
-void tl_transport_clear_queue(tl_transport *self);
 /* The methods and getters behind the entries of the same names in
  * transport.c's tables. */
 PyObject *tl_transport_write_py(tl_transport *self, PyObject *data);

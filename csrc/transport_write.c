@@ -26,64 +26,13 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Drop every queued chunk. */
-void
-tl_transport_clear_queue(tl_transport *self)
-{
-    PyObject **wq = self->wq;
-    Py_ssize_t head = self->wq_head, len = self->wq_len, cap = self->wq_cap;
-    self->wq = NULL;
-    self->wq_head = self->wq_len = self->wq_cap = self->wq_off = 0;
-    self->wsize = 0;
-    for (Py_ssize_t i = 0; i < len; i++)
-        Py_DECREF(wq[(head + i) % cap]);
-    PyMem_Free(wq);
-}
-
 /* Append a chunk (steals the reference, also on failure). */
 static int
 transport_queue(tl_transport *self, PyObject *chunk)
 {
-    if (self->wq_len == self->wq_cap) {
-        Py_ssize_t cap = self->wq_cap ? self->wq_cap * 2 : 8;
-        PyObject **n = PyMem_New(PyObject *, cap);
-        if (n == NULL) {
-            Py_DECREF(chunk);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < self->wq_len; i++)
-            n[i] = self->wq[(self->wq_head + i) % self->wq_cap];
-        PyMem_Free(self->wq);
-        self->wq = n;
-        self->wq_head = 0;
-        self->wq_cap = cap;
-    }
-    self->wq[(self->wq_head + self->wq_len) % self->wq_cap] = chunk;
-    self->wq_len++;
-    self->wsize += PyBytes_Check(chunk) ? PyBytes_GET_SIZE(chunk)
-                                        : PyObject_Size(chunk);
-    return 0;
-}
-
-/* Forget the first nbytes of the queue, which were sent. */
-static void
-transport_consume(tl_transport *self, Py_ssize_t nbytes)
-{
-    self->wsize -= nbytes;
-    while (nbytes > 0 && self->wq_len > 0) {
-        PyObject *b = self->wq[self->wq_head];
-        Py_ssize_t left = PyBytes_GET_SIZE(b) - self->wq_off;
-        if (left > nbytes) {
-            self->wq_off += nbytes;
-            return;
-        }
-        nbytes -= left;
-        self->wq_head = (self->wq_head + 1) % self->wq_cap;
-        self->wq_len--;
-        self->wq_off = 0;
-        Py_DECREF(b);
-    }
+    return tl_wq_push(&self->wq, chunk,
+                      PyBytes_Check(chunk) ? PyBytes_GET_SIZE(chunk)
+                                           : PyObject_Size(chunk));
 }
 
 /* Report a failing pause_writing()/resume_writing() to the handler. */
@@ -106,7 +55,7 @@ static int
 transport_maybe_pause_protocol(tl_transport *self)
 {
     PyObject *r;
-    if ((double)self->wsize <= self->high || self->protocol_paused)
+    if ((double)self->wq.size <= self->high || self->protocol_paused)
         return 0;
     self->protocol_paused = 1;
     r = tl_transport_call_protocol(self, self->st->str_pause_writing, NULL, 0);
@@ -120,7 +69,7 @@ static int
 transport_maybe_resume_protocol(tl_transport *self, int enter)
 {
     PyObject *r;
-    if (!self->protocol_paused || !((double)self->wsize <= self->low))
+    if (!self->protocol_paused || !((double)self->wq.size <= self->low))
         return 0;
     self->protocol_paused = 0;
     r = tl_transport_call_protocol(self, self->st->str_resume_writing, NULL,
@@ -164,7 +113,7 @@ transport_write_failed(tl_transport *self)
 {
     PyObject *exc;
     transport_unwatch(self, 1);
-    tl_transport_clear_queue(self);
+    tl_wq_clear(&self->wq);
     exc = tl_err_get_raised();
     Py_INCREF(exc);
     tl_err_set_raised(exc);
@@ -187,26 +136,20 @@ transport_write_ready(PyObject *obj)
     tl_transport *self = (tl_transport *)obj;
     struct iovec iov[TRANSPORT_IOV];
     struct msghdr msg;
-    Py_ssize_t i, n;
+    Py_ssize_t n;
+    size_t want;
     ssize_t sent;
     if (!self->wwatch || self->conn_lost)
         return 0;
-    if (self->wq_len == 0)
+    if (self->wq.len == 0)
         return transport_drained(self);
-    n = self->wq_len < TRANSPORT_IOV ? self->wq_len : TRANSPORT_IOV;
-    for (i = 0; i < n; i++) {
-        PyObject *b = self->wq[(self->wq_head + i) % self->wq_cap];
-        Py_ssize_t off = i == 0 ? self->wq_off : 0;
-        if (!PyBytes_Check(b)) {
-            /* A non-contiguous memoryview: asyncio's sendmsg() raises
-             * BufferError for the whole batch. */
-            PyErr_SetString(PyExc_BufferError,
-                            "memoryview: underlying buffer is not "
-                            "C-contiguous");
-            return transport_write_failed(self);
-        }
-        iov[i].iov_base = PyBytes_AS_STRING(b) + off;
-        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(b) - off);
+    n = tl_wq_iov(&self->wq, iov, TRANSPORT_IOV, &want);
+    if (n < self->wq.len && n < TRANSPORT_IOV) {
+        /* A non-contiguous memoryview: asyncio's sendmsg() raises
+         * BufferError for the whole batch. */
+        PyErr_SetString(PyExc_BufferError,
+                        "memoryview: underlying buffer is not C-contiguous");
+        return transport_write_failed(self);
     }
     memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
@@ -221,11 +164,11 @@ transport_write_ready(PyObject *obj)
         transport_set_oserror(err);
         return transport_write_failed(self);
     }
-    transport_consume(self, sent);
+    tl_wq_consume(&self->wq, sent);
     /* resume_writing() may write more. */
     if (transport_maybe_resume_protocol(self, 1) < 0)
         return -1;
-    if (self->wq_len == 0 && self->wwatch)
+    if (self->wq.len == 0 && self->wwatch)
         return transport_drained(self);
     return 0;
 }
@@ -323,7 +266,7 @@ transport_write_strided(tl_transport *self, PyObject *data)
         return NULL;
     exc = tl_err_get_raised();
     n = PyObject_Size(data);
-    if (n <= 0 || self->conn_lost || self->wq_len == 0) {
+    if (n <= 0 || self->conn_lost || self->wq.len == 0) {
         if (n < 0) {
             Py_DECREF(exc);
             return NULL;
@@ -371,7 +314,14 @@ tl_transport_write_py(tl_transport *self, PyObject *data)
     if (transport_check_data(self, data) < 0
         || transport_check_writable(self, "write") < 0)
         return NULL;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+    if (PyBytes_CheckExact(data)) {
+        /* A bytes object's memory, read directly (PyBuffer_Release() does
+         * nothing for a view without an object). */
+        view.obj = NULL;
+        view.buf = PyBytes_AS_STRING(data);
+        view.len = PyBytes_GET_SIZE(data);
+    }
+    else if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return transport_write_strided(self, data);
     if (view.len == 0)
         goto done;
@@ -381,7 +331,7 @@ tl_transport_write_py(tl_transport *self, PyObject *data)
             return NULL;
         Py_RETURN_NONE;
     }
-    if (self->wq_len == 0) {
+    if (self->wq.len == 0) {
         /* Nothing queued: try to send it all now. */
         do {
             sent = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
@@ -405,14 +355,12 @@ tl_transport_write_py(tl_transport *self, PyObject *data)
             return NULL;
         }
     }
-    if (sent > 0 && self->wq_len == 0 && PyBytes_CheckExact(data)) {
+    if (sent > 0 && self->wq.len == 0 && PyBytes_CheckExact(data)) {
         /* The rest of a bytes object heads the queue: keep the object and
          * where the rest starts rather than copy the rest. */
         PyBuffer_Release(&view);
-        if (transport_queue(self, Py_NewRef(data)) < 0)
+        if (tl_wq_push_rest(&self->wq, Py_NewRef(data), sent) < 0)
             return NULL;
-        self->wq_off = sent;
-        self->wsize -= sent;
     }
     else {
         chunk = transport_chunk(data, &view, sent);
@@ -551,7 +499,7 @@ tl_transport_writelines(tl_transport *self, PyObject *list)
         }
     }
     Py_DECREF(seq);
-    if (self->wq_len == 0 || self->conn_lost)
+    if (self->wq.len == 0 || self->conn_lost)
         Py_RETURN_NONE;
     /* One sendmsg() for all of it now; watch for the rest.  3.11 sends at
      * once only when nothing was queued before, as write() does; 3.12+
@@ -565,7 +513,7 @@ tl_transport_writelines(tl_transport *self, PyObject *list)
         if (transport_write_ready((PyObject *)self) < 0)
             return NULL;
     }
-    if (self->wq_len > 0 && !self->conn_lost
+    if (self->wq.len > 0 && !self->conn_lost
         && transport_maybe_pause_protocol(self) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -580,7 +528,7 @@ tl_transport_write_eof(tl_transport *self, PyObject *Py_UNUSED(ignored))
     if (self->closing || self->eof)
         Py_RETURN_NONE;
     self->eof = 1;
-    if (self->wq_len == 0 && self->sock != NULL) {
+    if (self->wq.len == 0 && self->sock != NULL) {
         if (shutdown(self->fd, SHUT_WR) < 0)
             return transport_set_oserror(errno), NULL;
     }
@@ -731,7 +679,7 @@ PyObject *
 tl_transport_get_write_buffer_size(tl_transport *self,
                                    PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromSsize_t(self->wsize);
+    return PyLong_FromSsize_t(self->wq.size);
 }
 
 /* The _high_water and _low_water attributes. */
@@ -762,7 +710,7 @@ tl_transport_make_empty_waiter(tl_transport *self,
     if (w == NULL)
         return NULL;
     self->empty_waiter = w;
-    if (self->wq_len == 0 && transport_set_waiter(self, NULL) < 0)
+    if (self->wq.len == 0 && transport_set_waiter(self, NULL) < 0)
         return NULL;
     return Py_NewRef(w);
 }

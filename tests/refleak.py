@@ -14,7 +14,9 @@ there is any.  A turboloop test that seems to leak is measured again
 against its asyncio twin (the same test on stock asyncio), run the same
 way right after it: pytest's own fixtures keep things per run (tmp_path's
 bookkeeping, caplog's records), and only growth beyond the twin's is
-reported.  A test without a twin is reported as measured.  Without a debug interpreter only blocks and fds are
+reported.  A test without a twin (one that runs turboloop in a child
+process only, say) is measured against its fixtures alone: the same
+fixtures and parameters around a body that does nothing.  Without a debug interpreter only blocks and fds are
 measured.
 
 The pytest arguments default to `tests -q -p no:cacheprovider`; the
@@ -56,6 +58,10 @@ def _clear_caches():
         module = sys.modules.get(name)
         for func in getattr(module, "_cleanups", ()) if name == "typing" else ():
             func()
+
+
+def _nothing(**kwargs):
+    """The body of a test's fixture-only baseline (see _fixture_twin())."""
 
 
 def _measure():
@@ -100,6 +106,20 @@ class RefleakPlugin:
             return None
         ids = ids.replace("turboloop-poll", "asyncio").replace("turboloop", "asyncio")
         return self.twins.get(head + "[" + ids)
+
+    @staticmethod
+    def _fixture_twin(item):
+        """For a test without an asyncio twin: a test with the same fixtures
+        and parameters whose body does nothing, so that what the fixtures
+        keep per run is not counted as the test's."""
+        if not isinstance(item, pytest.Function):
+            return None
+        kwargs = {"name": item.name + "[fixtures only]", "callobj": _nothing,
+                  "fixtureinfo": item._fixtureinfo, "keywords": item.keywords,
+                  "originalname": item.originalname}
+        if hasattr(item, "callspec"):
+            kwargs["callspec"] = item.callspec
+        return pytest.Function.from_parent(item.parent, **kwargs)
 
     def _deltas(self, item, nextitem):
         """Run item warmup + rounds times; the (refs, blocks, fds) growth of
@@ -146,20 +166,24 @@ class RefleakPlugin:
             # reported as it is.
             self.checked += 1
             problems = self._problems(deltas)
-            twin = self._twin(item) if problems else None
+            twin, what = None, ""
+            if problems:
+                twin, what = self._twin(item), "its asyncio twin"
+                if twin is None:
+                    twin, what = self._fixture_twin(item), "its fixtures alone"
             if twin is not None:
                 base, _ = self._deltas(twin, nextitem)
                 if base is None:
-                    problems.append("(its asyncio twin failed: no baseline)")
+                    problems.append(f"({what} failed: no baseline)")
                 else:
                     excess = [tuple(t - b for t, b in zip(d, bd)) for d, bd in zip(deltas, base)]
                     problems = self._problems(excess)
                     if problems:
-                        problems.append(f"beyond its asyncio twin's {[d[0] for d in base]}")
+                        problems.append(f"beyond {what}: {[d[0] for d in base]}")
                     else:
                         self.baselined += 1
             elif problems:
-                problems.append("(no asyncio twin)")
+                problems.append("(no baseline)")
             if problems:
                 self.leaks.append((item.nodeid, problems))
         for report in reports:
@@ -175,7 +199,8 @@ class RefleakPlugin:
                       f"memory blocks, file descriptors)")
         if self.baselined:
             tr.write_line(f"{self.baselined} tests grew no more than their asyncio twins "
-                          "(what pytest's fixtures keep per run): not leaks")
+                          "or their fixtures alone (what pytest's fixtures keep per "
+                          "run): not leaks")
         if not self.leaks:
             tr.write_line("no leaks")
         for nodeid, problems in self.leaks:

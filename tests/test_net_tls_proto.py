@@ -16,8 +16,10 @@ import asyncio
 import logging
 import os
 import random
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 
 import pytest
@@ -231,6 +233,68 @@ def test_records_split_at_every_position(loop, certs, version):
         return bytes(made[0].data)
 
     assert loop.run_until_complete(main()) == total
+    loop.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl tool")
+@pytest.mark.parametrize("padding", [None, 256])
+@pytest.mark.parametrize("suite", ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                                   "TLS_CHACHA20_POLY1305_SHA256"])
+def test_echo_each_tls13_suite_one_record_at_a_time(loop, certs, suite, padding):
+    # openssl s_client as the peer, which can choose the TLS 1.3 cipher
+    # suite and pad its records: every message comes as records of its own
+    # (one at a time), of each size up to the largest a record holds, and
+    # comes back whole.
+    server_ctx, _ = contexts(certs)
+    sizes = [1, 2, 15, 16, 17, 18, 100, 1000, 1024, 4096, 16383, 16384, 16385, 40000]
+    messages = [os.urandom(n) for n in sizes]
+
+    async def main():
+        made = []
+        server, port = await tls_server(loop, lambda: made.append(Echo()) or made[-1], server_ctx)
+        cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-quiet", "-tls1_3",
+               "-ciphersuites", suite]
+        if padding:
+            cmd += ["-record_padding", str(padding)]
+
+        def peer():
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL)
+            # An echo that never comes ends the peer rather than the run.
+            timer = threading.Timer(30, proc.kill)
+            timer.start()
+            got = []
+            try:
+                for m in messages:
+                    proc.stdin.write(m)
+                    proc.stdin.flush()
+                    out = bytearray()
+                    while len(out) < len(m):
+                        chunk = proc.stdout.read1(len(m) - len(out))
+                        if not chunk:
+                            break
+                        out += chunk
+                    got.append(bytes(out))
+            finally:
+                timer.cancel()
+                proc.kill()
+                proc.wait()
+                proc.stdin.close()
+                proc.stdout.close()
+            return got
+
+        join = in_thread(peer)
+        got = await loop.run_in_executor(None, join)
+        cipher = made[0].transport.get_extra_info("cipher")[0] if made else None
+        for p in made:
+            p.transport.close()
+        await close_server(server)
+        return got, cipher
+
+    got, cipher = loop.run_until_complete(main())
+    assert cipher == suite
+    assert [len(g) for g in got] == sizes
+    assert got == messages
     loop.close()
 
 

@@ -180,6 +180,7 @@ def test_set_protocol(kind, loop):
         assert transport.get_protocol() is other
         transport.get_pipe_transport(0).close()
         await other.lost
+        transport.close()
         return proto, other
 
     proto, other = loop.run_until_complete(main())
@@ -297,6 +298,7 @@ def test_pipe_transports_are_the_loops(kind, loop):
         pipes = [transport.get_pipe_transport(fd) for fd in (0, 1, 2)]
         transport.get_pipe_transport(0).close()
         await proto.lost
+        transport.close()
         return pipes
 
     stdin, stdout, stderr = loop.run_until_complete(main())
