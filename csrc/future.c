@@ -119,6 +119,24 @@ tl_future_init(tl_state *st, tl_future *fut, PyObject *loop)
     return 0;
 }
 
+/* tl_future_init() of an object just allocated, every field zero, for one
+ * of our loops: nothing to clear and no type check to make. */
+int
+tl_future_init_fresh(tl_state *st, tl_future *fut, tl_loop *loop)
+{
+    fut->loop = Py_NewRef((PyObject *)loop);
+    fut->own_loop = 1;
+    if (loop->debug) {
+        PyObject *frame = (PyObject *)PyEval_GetFrame();
+        if (frame != NULL) {
+            fut->source_tb = PyObject_CallOneArg(st->extract_stack, frame);
+            if (fut->source_tb == NULL)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* callback0's context, or NULL when callback0 is a task's compact wake-up
  * (stored with None as its context, which no callback added through the
  * API can have: add_done_callback() turns None into a copy of the current
@@ -1179,7 +1197,12 @@ static void
 future_dealloc(tl_future *fut)
 {
     PyTypeObject *tp = Py_TYPE(fut);
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)fut) < 0)
+    /* Our finaliser only logs an exception never retrieved: without one
+     * to log, there is nothing to call (a subclass's __del__ has run in
+     * its own dealloc already). */
+    if ((tp->tp_finalize != tl_future_finalize
+         || (fut->log_tb && fut->loop != NULL))
+        && PyObject_CallFinalizerFromDealloc((PyObject *)fut) < 0)
         return;     /* resurrected */
     PyObject_GC_UnTrack(fut);
     tl_future_clear_weakrefs(fut);

@@ -188,6 +188,7 @@ tl_handle_new(tl_state *st, PyTypeObject *tp, PyObject *callback,
     h->when_obj = NULL;
     h->cancelled = 0;
     h->scheduled = 0;
+    h->own_loop = 0;
 #if TL_HANDLE_LOCKS
     h->lock = NULL;
 #endif
@@ -374,18 +375,37 @@ handle_cancel_unlocked(tl_handle *h)
     if (h->cancelled)
         Py_RETURN_NONE;
     h->cancelled = 1;
-    if (h->scheduled && h->loop != NULL) {
-        /* A TimerHandle still in its loop's heap: the heap drops it lazily
-         * and compacts once most of it is cancelled. */
-        tl_state *st = tl_state_from_type(Py_TYPE(h));
-        if (st != NULL && TL_LOOP_CHECK(st, h->loop))
-            ((tl_loop *)h->loop)->timer_cancelled++;
-        else
-            PyErr_Clear();
+    /* A TimerHandle still in its loop's heap: the heap drops it lazily and
+     * compacts once most of it is cancelled; or at once when it is the last
+     * of the heap's array, as a timeout cancelled before the next one is
+     * armed is.  (The reference the heap held is dropped there: the caller
+     * holds one.) */
+    if (h->own_loop && h->loop != NULL) {
+        tl_loop *loop = (tl_loop *)h->loop;
+        if (h->scheduled) {
+            if (tl_timerheap_last(&loop->timers) == h
+                && !loop->timers_filtering) {
+                tl_timerheap_drop_last(&loop->timers);
+                h->scheduled = 0;
+                Py_DECREF(h);
+            }
+            else
+                loop->timer_cancelled++;
+        }
+        debug = loop->debug;
     }
-    debug = handle_loop_debug(h);
-    if (debug < 0)
-        return NULL;
+    else {
+        if (h->scheduled && h->loop != NULL) {
+            tl_state *st = tl_state_from_type(Py_TYPE(h));
+            if (st != NULL && TL_LOOP_CHECK(st, h->loop))
+                ((tl_loop *)h->loop)->timer_cancelled++;
+            else
+                PyErr_Clear();
+        }
+        debug = handle_loop_debug(h);
+        if (debug < 0)
+            return NULL;
+    }
     if (debug) {
         /* Keep a repr that still names the callback, for debugging. */
         PyObject *r = handle_repr(h);

@@ -399,7 +399,9 @@ loop_prune_timers(tl_loop *self)
         /* Most of the heap is dead weight: rebuild it without them.  The
          * decrefs may run finalizers, but only of handles already out of the
          * heap, so the heap is consistent whatever they do. */
+        self->timers_filtering = 1;
         tl_timerheap_filter(&self->timers, loop_keep_timer, NULL);
+        self->timers_filtering = 0;
         self->timer_cancelled = 0;
         return;
     }
@@ -867,6 +869,7 @@ loop_call_soon_impl(tl_loop *self, const char *fname, PyObject *const *args,
     Py_DECREF(cargs);
     if (h == NULL)
         return NULL;
+    ((tl_handle *)h)->own_loop = 1;
 #if TL_HANDLE_LOCKS
     if (threadsafe && tl_handle_make_threadsafe((tl_handle *)h) < 0) {
         Py_DECREF(h);
@@ -965,6 +968,7 @@ loop_schedule_timer(tl_loop *self, PyObject *whenarg, double when,
     if (h == NULL)
         goto fail;
     ((tl_handle *)h)->when_obj = when_obj;
+    ((tl_handle *)h)->own_loop = 1;
     /* Creating the handle can run Python code (debug tracebacks). */
     if (loop_check_closed(self) < 0) {
         Py_DECREF(h);

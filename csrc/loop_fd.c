@@ -32,6 +32,7 @@ loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
     Py_DECREF(cargs);
     if (h == NULL)
         return NULL;
+    ((tl_handle *)h)->own_loop = 1;
     /* Creating the handle can run Python code (debug tracebacks), and so
      * can fileno(): check the loop again after each. */
     r = loop_check_closed(self) < 0 ? -1 : tl_fd_lookup(self, args[0], &fd);

@@ -12,7 +12,7 @@ tl_loop_create_future(tl_loop *self, PyObject *Py_UNUSED(ignored))
     tl_future *fut = (tl_future *)tp->tp_alloc(tp, 0);
     if (fut == NULL)
         return NULL;
-    if (tl_future_init(self->st, fut, (PyObject *)self) < 0) {
+    if (tl_future_init_fresh(self->st, fut, self) < 0) {
         Py_DECREF(fut);
         return NULL;
     }
@@ -74,8 +74,7 @@ tl_loop_create_task(tl_loop *self, PyObject *const *args, size_t nargsf,
         }
     }
     if (self->task_factory == NULL) {
-        task = tl_task_create(self->st, coro, (PyObject *)self, name, context,
-                              eager);
+        task = tl_task_create(self->st, coro, self, name, context, eager);
         if (task != NULL && self->prof != NULL)
             tl_prof_task_created(self, task);   /* where it was created */
         return task;

@@ -58,6 +58,7 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     for (int i = 0; i < TL_SSL_NOBJ; i++)
         Py_VISIT(st->ssl_obj[i]);
     Py_VISIT(st->DatagramTransportType);
+    Py_VISIT(st->tasks_set_type);
     return 0;
 }
 
@@ -143,13 +144,21 @@ module_clear(PyObject *mod)
     for (int i = 0; i < TL_SSL_NOBJ; i++)
         Py_CLEAR(st->ssl_obj[i]);
     Py_CLEAR(st->DatagramTransportType);
+    Py_CLEAR(st->tasks_set_type);
     return 0;
 }
 
 static void
 module_free(void *mod)
 {
+    tl_state *st = PyModule_GetState((PyObject *)mod);
     module_clear((PyObject *)mod);
+    if (st != NULL) {
+        /* Empty: every task in it holds the module through its type. */
+        PyMem_Free(st->tasks_unregistered);
+        st->tasks_unregistered = NULL;
+        st->tasks_unregistered_n = st->tasks_unregistered_cap = 0;
+    }
 }
 
 int
@@ -405,7 +414,8 @@ module_exec(PyObject *mod)
         || tl_pipe_init_types(mod, st) < 0
         || tl_process_init_type(mod, st) < 0
         || tl_profile_init_type(mod, st) < 0
-        || tl_sslproto_init(mod, st) < 0)
+        || tl_sslproto_init(mod, st) < 0
+        || tl_task_registry_init(mod, st) < 0)
         return -1;
     return 0;
 }

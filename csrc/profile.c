@@ -264,8 +264,12 @@ static PyObject *
 prof_task_name(tl_prof *p, PyObject *task)
 {
     PyObject *name;
-    if (TL_TASK_CHECK(p->st, task))
-        return Py_XNewRef(((tl_task *)task)->name);
+    if (TL_TASK_CHECK(p->st, task)) {
+        name = tl_task_name_ref((tl_task *)task);
+        if (name == NULL)
+            PyErr_Clear();
+        return name;
+    }
     name = PyObject_CallMethodNoArgs(task, p->str_get_name);
     if (name == NULL)
         PyErr_Clear();

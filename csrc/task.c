@@ -152,7 +152,17 @@ task_leave(tl_state *st, PyObject *loop, PyObject *task)
         }
     }
 #else
-    cur = PyDict_GetItemWithError(st->current_tasks, loop);   /* borrowed */
+    {
+        /* The dict usually holds this loop's entry alone: then the first
+         * entry PyDict_Next() finds is it, without hashing or a lookup.
+         * Nothing runs between that and the deletion. */
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        if (PyDict_Next(st->current_tasks, &pos, &key, &value) && key == loop)
+            cur = value;                                        /* borrowed */
+        else
+            cur = PyDict_GetItemWithError(st->current_tasks, loop);
+    }
     if (cur == task)
         return PyDict_DelItem(st->current_tasks, loop);
     if (cur == NULL && PyErr_Occurred())
@@ -166,66 +176,17 @@ task_leave(tl_state *st, PyObject *loop, PyObject *task)
     return -1;
 }
 
-/* asyncio's _register_task(task).  With the WeakSet at hand (3.11-3.13,
- * see module_find_task_set), what WeakSet.add() does: commit pending
- * removals, then add a weakref to the task to the set's data.  The weakref
- * has no callback; task_unregister_ref() does the callback's work at
- * dealloc.  On 3.14+ the hook links the task into asyncio's list itself. */
+/* asyncio's _register_task(task): task_registry.c up to 3.13, the hook on
+ * 3.14+ (which links the task into asyncio's list itself). */
 static int
 task_register(tl_state *st, tl_task *task)
 {
 #if PY_VERSION_HEX < 0x030E0000
-    PyObject *ref;
-    if (st->tasks_data != NULL) {
-        if (PyList_GET_SIZE(st->tasks_pending) > 0) {
-            PyObject *c = PyObject_CallMethod(st->tasks_weakset,
-                                              "_commit_removals", NULL);
-            if (c == NULL)
-                return -1;
-            Py_DECREF(c);
-        }
-        ref = PyWeakref_NewRef((PyObject *)task, NULL);
-        if (ref == NULL)
-            return -1;
-        if (PySet_Add(st->tasks_data, ref) < 0) {
-            Py_DECREF(ref);
-            return -1;
-        }
-        Py_XSETREF(task->registry_ref, ref);
-        return 0;
-    }
-#endif
+    return tl_task_registry_add(st, task);
+#else
     return task_call_hook_void(st->register_task, (PyObject *)task, NULL);
-}
-
-#if PY_VERSION_HEX < 0x030E0000
-/* The task is being destroyed: take its weakref out of the WeakSet, or,
- * while the set is being iterated, leave it for the set to remove
- * afterwards, as WeakSet's own removal callback does. */
-static void
-task_unregister_ref(tl_task *task)
-{
-    tl_state *st = tl_future_state(task);
-    PyObject *ref = task->registry_ref, *exc;
-    int r;
-    task->registry_ref = NULL;
-    if (st == NULL || st->tasks_data == NULL) {
-        PyErr_Clear();
-        Py_DECREF(ref);
-        return;
-    }
-    exc = tl_err_get_raised();
-    if (PySet_GET_SIZE(st->tasks_iterating) > 0)
-        r = PyList_Append(st->tasks_pending, ref);
-    else
-        r = PySet_Discard(st->tasks_data, ref);
-    if (r < 0)
-        PyErr_WriteUnraisable((PyObject *)task);
-    if (exc != NULL)
-        tl_err_set_raised(exc);
-    Py_DECREF(ref);
-}
 #endif
+}
 
 void
 tl_task_unlink(tl_task *task)
@@ -657,15 +618,19 @@ task_loop_is_running(tl_task *task)
     return tl_truth_steal(PyObject_CallMethod(task->loop, "is_running", NULL));
 }
 
+/* fresh: the task was just allocated for that loop, one of ours (loop is
+ * then a tl_loop). */
 static int
 task_init(tl_state *st, tl_task *task, PyObject *coro, PyObject *loop,
-          PyObject *name, PyObject *context, int eager_start)
+          PyObject *name, PyObject *context, int eager_start, int fresh)
 {
     int r;
 
     if (st == NULL && (st = tl_state_from_type(Py_TYPE(task))) == NULL)
         return -1;
-    if (tl_future_init(st, (tl_future *)task, loop) < 0)
+    r = fresh ? tl_future_init_fresh(st, (tl_future *)task, (tl_loop *)loop)
+              : tl_future_init(st, (tl_future *)task, loop);
+    if (r < 0)
         return -1;
 #if PY_VERSION_HEX >= 0x030E0000
     task->is_task = 1;
@@ -701,16 +666,33 @@ task_init(tl_state *st, tl_task *task, PyObject *coro, PyObject *loop,
     task->num_cancels_requested = 0;
     Py_CLEAR(task->fut_waiter);
     if (name == NULL || name == Py_None) {
-        /* As asyncio 3.13+: the number now, "Task-N" when someone asks. */
-        name = PyLong_FromUnsignedLongLong(++st->task_name_counter);
+        /* As asyncio 3.13+: the number now, "Task-N" when someone asks.
+         * On 3.11 and 3.12 nothing outside this file reads the field, and
+         * the number stays a C integer until then, while it fits. */
+        unsigned long long n = ++st->task_name_counter;
+#ifdef TL_TASK_NAME_NUM
+        if (n <= UINT_MAX) {
+            Py_CLEAR(task->name);
+            task->name_num = (unsigned int)n;
+            name = NULL;
+        }
+        else
+#endif
+        if ((name = PyLong_FromUnsignedLongLong(n)) == NULL)
+            return -1;
     }
     else {
         name = PyUnicode_CheckExact(name) ? Py_NewRef(name)
                                           : PyObject_Str(name);
+        if (name == NULL)
+            return -1;
     }
-    if (name == NULL)
-        return -1;
-    Py_XSETREF(task->name, name);
+    if (name != NULL) {
+        Py_XSETREF(task->name, name);
+#ifdef TL_TASK_NAME_NUM
+        task->name_num = 0;
+#endif
+    }
 
     if (eager_start) {
         r = task_loop_is_running(task);
@@ -730,14 +712,15 @@ task_init(tl_state *st, tl_task *task, PyObject *coro, PyObject *loop,
 }
 
 PyObject *
-tl_task_create(tl_state *st, PyObject *coro, PyObject *loop, PyObject *name,
+tl_task_create(tl_state *st, PyObject *coro, tl_loop *loop, PyObject *name,
                PyObject *context, int eager_start)
 {
     PyTypeObject *tp = st->TaskType;
     tl_task *task = (tl_task *)tp->tp_alloc(tp, 0);
     if (task == NULL)
         return NULL;
-    if (task_init(st, task, coro, loop, name, context, eager_start) < 0) {
+    if (task_init(st, task, coro, (PyObject *)loop, name, context,
+                  eager_start, 1) < 0) {
         Py_DECREF(task);
         return NULL;
     }
@@ -761,7 +744,7 @@ task_tp_init(tl_task *self, PyObject *args, PyObject *kwds)
                                      &coro, &loop, &name, &context))
         return -1;
 #endif
-    return task_init(NULL, self, coro, loop, name, context, eager);
+    return task_init(NULL, self, coro, loop, name, context, eager, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -824,9 +807,27 @@ task_get_context(tl_task *self, PyObject *Py_UNUSED(ignored))
     return Py_NewRef(self->context ? self->context : Py_None);
 }
 
+PyObject *
+tl_task_name_ref(tl_task *task)
+{
+#ifdef TL_TASK_NAME_NUM
+    if (task->name == NULL && task->name_num != 0)
+        return PyLong_FromUnsignedLong(task->name_num);
+#endif
+    return Py_XNewRef(task->name);
+}
+
 static PyObject *
 task_get_name(tl_task *self, PyObject *Py_UNUSED(ignored))
 {
+#ifdef TL_TASK_NAME_NUM
+    if (self->name == NULL && self->name_num != 0) {
+        self->name = PyUnicode_FromFormat("Task-%u", self->name_num);
+        if (self->name == NULL)
+            return NULL;
+        self->name_num = 0;
+    }
+#endif
     if (self->name == NULL)
         Py_RETURN_NONE;
     if (PyLong_CheckExact(self->name)) {
@@ -847,6 +848,9 @@ task_set_name(tl_task *self, PyObject *value)
     if (s == NULL)
         return NULL;
     Py_XSETREF(self->name, s);
+#ifdef TL_TASK_NAME_NUM
+    self->name_num = 0;
+#endif
     Py_RETURN_NONE;
 }
 
@@ -1014,8 +1018,7 @@ task_clear(tl_task *self)
     tl_task_unlink(self);
 #if PY_VERSION_HEX < 0x030E0000
     /* While the loop (and through it the module state) is still at hand. */
-    if (self->registry_ref != NULL)
-        task_unregister_ref(self);
+    tl_task_registry_remove(self);
 #endif
     Py_CLEAR(self->coro);
     Py_CLEAR(self->context);
@@ -1064,14 +1067,17 @@ task_dealloc(tl_task *self)
     /* Off asyncio's list first, as asyncio does (3.14+): the list must
      * never show a task whose finaliser is running or has run. */
     tl_task_unlink(self);
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
+    /* Our finaliser logs a task destroyed pending, or an exception never
+     * retrieved: without either, there is nothing to call (a subclass's
+     * __del__ has run in its own dealloc already). */
+    if ((tp->tp_finalize != task_finalize
+         || (self->loop != NULL
+             && ((self->state == TL_PENDING && self->log_destroy_pending)
+                 || self->log_tb)))
+        && PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
         return;     /* resurrected */
     PyObject_GC_UnTrack(self);
     tl_future_clear_weakrefs((tl_future *)self);
-#if PY_VERSION_HEX < 0x030E0000
-    if (self->registry_ref != NULL)
-        task_unregister_ref(self);
-#endif
     task_clear(self);
     tp->tp_free(self);
     Py_DECREF(tp);

@@ -34,6 +34,15 @@ int tl_timerheap_pop(tl_timerheap *h, tl_timer *out);
 void tl_timerheap_filter(tl_timerheap *h, int (*keep)(void *data, void *arg),
                          void *arg);
 
+/* The data of the last timer of the heap's array, NULL when it is empty.
+ * That timer can be dropped at once: the rest is still a heap.  A timer
+ * pushed with the latest deadline so far stays there, so a timeout armed
+ * and cancelled before the next one is armed leaves no trace. */
+static inline void *tl_timerheap_last(const tl_timerheap *h)
+{ return h->len ? h->items[h->len - 1].data : NULL; }
+static inline void tl_timerheap_drop_last(tl_timerheap *h)
+{ if (h->len) h->len--; }
+
 static inline size_t tl_timerheap_len(const tl_timerheap *h) { return h->len; }
 static inline const tl_timer *tl_timerheap_peek(const tl_timerheap *h)
 { return h->len ? &h->items[0] : NULL; }

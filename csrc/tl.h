@@ -194,6 +194,15 @@ typedef struct tl_state {
     PyObject *ssl_obj[TL_SSL_NOBJ];
 
     PyTypeObject *DatagramTransportType;   /* datagram.c */
+
+    /* task_registry.c (3.11-3.13): the tasks not yet in asyncio's task
+     * WeakSet (borrowed), and the WeakSet subclass that puts them there
+     * when the set is read. */
+    struct tl_task **tasks_unregistered;
+    Py_ssize_t tasks_unregistered_n;
+    Py_ssize_t tasks_unregistered_cap;
+    PyObject *tasks_set_type;
+    int tasks_deferring;               /* the WeakSet's class is ours */
 } tl_state;
 
 extern PyModuleDef tl_module_def;
@@ -257,6 +266,8 @@ typedef struct tl_loop {
     tl_timerheap timers;          /* data: TimerHandle, strong reference */
     uint64_t timer_seq;
     Py_ssize_t timer_cancelled;   /* cancelled handles still in the heap */
+    char timers_filtering;        /* the heap is being rebuilt: a cancel
+                                     must leave it alone (handle.c) */
     tl_fdwatch *fds;
     int nfds;                     /* length of fds */
     int wakeup_fd;                /* eventfd (or pipe read end), -1 if none */
@@ -302,6 +313,8 @@ typedef struct tl_handle {
                                      tl_timer_deadline()) */
     char cancelled;
     char scheduled;               /* TimerHandle sitting in a loop's heap */
+    char own_loop;                /* loop is a turboloop loop: made by its
+                                     scheduling methods */
 #if TL_HANDLE_LOCKS
     struct tl_handle_lock *lock;  /* call_soon_threadsafe() handles only
                                      (see handle.c); NULL otherwise */
@@ -412,18 +425,24 @@ typedef struct tl_task {
     int must_cancel;
     int log_destroy_pending;
     int num_cancels_requested;
+    /* Ours, in the padding that ends asyncio's struct: the N of a default
+     * name "Task-N" not made into an object yet (name is NULL), or 0. */
+    unsigned int name_num;
+#  define TL_TASK_NAME_NUM 1
 #endif
-    /* Ours, after asyncio's fields.  Up to 3.13: our weakref in asyncio's
-     * task WeakSet (task.c), not traversed or cleared by the GC: dealloc
-     * takes it out of the set. */
+    /* Ours, after asyncio's fields.  Up to 3.13, where the task is in
+     * asyncio's task WeakSet (task_registry.c): 0 (nowhere), our weakref in
+     * the set (not traversed or cleared by the GC: dealloc takes it out of
+     * the set), or (i << 1) | 1 for index i in the module state's array of
+     * tasks not yet put in the set. */
 #if PY_VERSION_HEX < 0x030E0000
-    PyObject *registry_ref;
+    uintptr_t registry;
 #endif
 } tl_task;
 
 /* The size of asyncio's own Task, which ours extends. */
 #if PY_VERSION_HEX < 0x030E0000
-#  define TL_ASYNCIO_TASK_SIZE offsetof(tl_task, registry_ref)
+#  define TL_ASYNCIO_TASK_SIZE offsetof(tl_task, registry)
 #else
 #  define TL_ASYNCIO_TASK_SIZE sizeof(tl_task)
 #endif
@@ -524,6 +543,7 @@ PyObject *tl_sock_sendall(tl_loop *loop, PyObject *const *args,
                           Py_ssize_t nargs);
 /* st may be NULL: found from the future's type. */
 int tl_future_init(tl_state *st, tl_future *fut, PyObject *loop);
+int tl_future_init_fresh(tl_state *st, tl_future *fut, tl_loop *loop);
 int tl_future_schedule_callbacks(tl_future *fut);
 PyObject *tl_future_set_result(tl_future *fut, PyObject *res);
 PyObject *tl_future_set_exception(tl_future *fut, PyObject *exc);
@@ -577,7 +597,16 @@ int tl_task_wakeup(tl_task *task, PyObject *fut);
 PyObject *tl_task_wakeup_callable(tl_task *task);
 /* Take a done task off asyncio's task list (3.14+; a no-op before). */
 void tl_task_unlink(tl_task *task);
-PyObject *tl_task_create(tl_state *st, PyObject *coro, PyObject *loop,
+PyObject *tl_task_create(tl_state *st, PyObject *coro, tl_loop *loop,
                          PyObject *name, PyObject *context, int eager_start);
+/* The task's name as stored (a str, or the int N of "Task-N"), a new
+ * reference; None if it has none. */
+PyObject *tl_task_name_ref(tl_task *task);
+
+/* task_registry.c: asyncio's _register_task for our tasks, and the removal
+ * at dealloc; the set-up of the WeakSet subclass. */
+int tl_task_registry_add(tl_state *st, tl_task *task);
+void tl_task_registry_remove(tl_task *task);
+int tl_task_registry_init(PyObject *mod, tl_state *st);
 
 #endif /* TL_H */

@@ -647,6 +647,53 @@ def _task_registry():
     pytest.skip("asyncio keeps its task registry out of reach on this version")
 
 
+def test_registry_shows_a_new_task_at_once(kind, loop):
+    # Every way of reading the set asyncio's all_tasks() reads finds a task
+    # made just before, and a task made while it is iterated changes it as
+    # a WeakSet.add() would.
+    registry = _task_registry()
+
+    async def main():
+        t = kind.Task(forever(), loop=loop)
+        assert t in registry
+        assert t in set(registry)
+        assert any(ref() is t for ref in registry.data)
+        n = len(registry)
+        u = kind.Task(forever(), loop=loop)
+        assert len(registry) == n + 1
+        assert {t, u} <= set(registry)
+        with pytest.raises(RuntimeError):
+            for _ in registry:
+                kind.Task(answer(), loop=loop)
+                len(registry)
+        t.cancel()
+        u.cancel()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    run_briefly(loop)
+    assert asyncio.all_tasks(loop) == set()
+    loop.close()
+
+
+def test_default_task_names_count_up(kind, loop):
+    async def main():
+        a = kind.Task(answer(), loop=loop)
+        b = kind.Task(answer(), loop=loop, name=None)
+        c = kind.Task(answer(), loop=loop, name=12)
+        na, nb = a.get_name(), b.get_name()
+        assert na.startswith("Task-") and nb == f"Task-{int(na[5:]) + 1}"
+        assert c.get_name() == "12"
+        assert f"name='{na}'" in repr(a)
+        c.set_name("x")
+        assert c.get_name() == "x"
+        await asyncio.gather(a, b, c)
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
 def test_finished_tasks_leave_the_registry(kind, loop):
     # A task that is gone is gone from the set all_tasks() reads, so the set
     # does not grow with every task ever made.

@@ -67,6 +67,27 @@ main(void)
     }
     CHECK(ok);
 
+    /* The last timer of the array can be dropped and the rest still pops
+     * in order; one with the latest deadline so far is the last. */
+    for (intptr_t i = 0; i < 100; i++) {
+        tl_timerheap_push(&h, (double)((i * 37) % 101), seq++, (void *)i);
+        if (i % 3 == 0)
+            tl_timerheap_drop_last(&h);
+    }
+    tl_timerheap_push(&h, 1e9, seq++, (void *)1000);
+    CHECK(tl_timerheap_last(&h) == (void *)1000);
+    tl_timerheap_drop_last(&h);
+    CHECK(tl_timerheap_len(&h) == 66);
+    last = -1;
+    ok = 1;
+    while (tl_timerheap_pop(&h, &t)) {
+        if (t.when < last)
+            ok = 0;
+        last = t.when;
+    }
+    CHECK(ok);
+    CHECK(tl_timerheap_last(&h) == NULL);
+
     /* Deadlines at the ends of the double range keep their order: nothing
      * saturates to a shared value. */
     {
