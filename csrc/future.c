@@ -68,6 +68,17 @@ future_clear_state(tl_future *fut)
 #endif
 }
 
+/* A debug loop's future keeps the stack it was created from. */
+static int
+future_capture_source_tb(tl_state *st, tl_future *fut)
+{
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    if (frame == NULL)
+        return 0;
+    fut->source_tb = PyObject_CallOneArg(st->extract_stack, frame);
+    return fut->source_tb == NULL ? -1 : 0;
+}
+
 int
 tl_future_init(tl_state *st, tl_future *fut, PyObject *loop)
 {
@@ -108,15 +119,7 @@ tl_future_init(tl_state *st, tl_future *fut, PyObject *loop)
         if (is_debug < 0)
             return -1;
     }
-    if (is_debug) {
-        PyObject *frame = (PyObject *)PyEval_GetFrame();
-        if (frame != NULL) {
-            fut->source_tb = PyObject_CallOneArg(st->extract_stack, frame);
-            if (fut->source_tb == NULL)
-                return -1;
-        }
-    }
-    return 0;
+    return is_debug ? future_capture_source_tb(st, fut) : 0;
 }
 
 /* tl_future_init() of an object just allocated, every field zero, for one
@@ -126,15 +129,7 @@ tl_future_init_fresh(tl_state *st, tl_future *fut, tl_loop *loop)
 {
     fut->loop = Py_NewRef((PyObject *)loop);
     fut->own_loop = 1;
-    if (loop->debug) {
-        PyObject *frame = (PyObject *)PyEval_GetFrame();
-        if (frame != NULL) {
-            fut->source_tb = PyObject_CallOneArg(st->extract_stack, frame);
-            if (fut->source_tb == NULL)
-                return -1;
-        }
-    }
-    return 0;
+    return loop->debug ? future_capture_source_tb(st, fut) : 0;
 }
 
 /* callback0's context, or NULL when callback0 is a task's compact wake-up

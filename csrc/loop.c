@@ -864,12 +864,10 @@ loop_call_soon_impl(tl_loop *self, const char *fname, PyObject *const *args,
             return NULL;
         }
     }
-    h = tl_handle_new(self->st, self->st->HandleType, callback, cargs,
-                      (PyObject *)self, context, 0.0);
-    Py_DECREF(cargs);
+    h = loop_handle_new(self, self->st->HandleType, callback, cargs, context,
+                        0.0);
     if (h == NULL)
         return NULL;
-    ((tl_handle *)h)->own_loop = 1;
 #if TL_HANDLE_LOCKS
     if (threadsafe && tl_handle_make_threadsafe((tl_handle *)h) < 0) {
         Py_DECREF(h);
@@ -962,13 +960,11 @@ loop_schedule_timer(tl_loop *self, PyObject *whenarg, double when,
         Py_DECREF(cargs);
         return NULL;
     }
-    h = tl_handle_new(self->st, self->st->TimerHandleType, callback, cargs,
-                      (PyObject *)self, context, when);
-    Py_DECREF(cargs);
+    h = loop_handle_new(self, self->st->TimerHandleType, callback, cargs,
+                        context, when);
     if (h == NULL)
         goto fail;
     ((tl_handle *)h)->when_obj = when_obj;
-    ((tl_handle *)h)->own_loop = 1;
     /* Creating the handle can run Python code (debug tracebacks). */
     if (loop_check_closed(self) < 0) {
         Py_DECREF(h);

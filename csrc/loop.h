@@ -31,6 +31,21 @@ loop_check_closed(tl_loop *self)
     return 0;
 }
 
+/* A Handle or TimerHandle (tp) of this loop for callback(*cargs), in
+ * context or a copy of the current one; steals cargs.  Marked as the
+ * loop's own, so that cancelling it reaches the loop without checks. */
+static inline PyObject *
+loop_handle_new(tl_loop *self, PyTypeObject *tp, PyObject *callback,
+                PyObject *cargs, PyObject *context, double when)
+{
+    PyObject *h = tl_handle_new(self->st, tp, callback, cargs,
+                                (PyObject *)self, context, when);
+    Py_DECREF(cargs);
+    if (h != NULL)
+        ((tl_handle *)h)->own_loop = 1;
+    return h;
+}
+
 /* ------------------------------------------------------------------ */
 /* Defined in one file, called from another                            */
 /* ------------------------------------------------------------------ */

@@ -27,12 +27,10 @@ loop_add_watcher(tl_loop *self, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     if (context == Py_None)
         context = NULL;
-    h = tl_handle_new(self->st, self->st->HandleType, callback, cargs,
-                      (PyObject *)self, context, 0.0);
-    Py_DECREF(cargs);
+    h = loop_handle_new(self, self->st->HandleType, callback, cargs, context,
+                        0.0);
     if (h == NULL)
         return NULL;
-    ((tl_handle *)h)->own_loop = 1;
     /* Creating the handle can run Python code (debug tracebacks), and so
      * can fileno(): check the loop again after each. */
     r = loop_check_closed(self) < 0 ? -1 : tl_fd_lookup(self, args[0], &fd);
